@@ -1,0 +1,1 @@
+"""Flows: the engine that trains models and produces bundles (a later issue)."""

@@ -1,0 +1,71 @@
+"""Satchel: pack a function with its artifacts and a locked environment; call it anywhere.
+
+The public face: re-exports the names users type. Imports lazily, so `import satchel` stays cheap
+and the worker (which ships only part of the package) can import `satchel.errors` and
+`satchel.bindings` without the rest.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from satchel._version import __version__
+
+_EXPORTS = {
+    "function": "satchel.packager.function",
+    "Function": "satchel.packager.function",
+    "Environment": "satchel.packager.environment",
+    "BundleRef": "satchel.packager.refs",
+    "load": "satchel.runtime.load",
+    "LoadedFunction": "satchel.runtime.proxy",
+    "SatchelError": "satchel.errors",
+    "ArgumentError": "satchel.errors",
+    "RemoteError": "satchel.errors",
+    "WorkerCrashed": "satchel.errors",
+    "WorkerStartupError": "satchel.errors",
+    "CallTimeout": "satchel.errors",
+    "SchemaError": "satchel.errors",
+    "BundleNotFound": "satchel.errors",
+    "BlobCorrupted": "satchel.errors",
+    "EnvironmentResolutionError": "satchel.errors",
+    "InterpreterNotFound": "satchel.errors",
+    "UnknownStoreScheme": "satchel.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from satchel.errors import (  # noqa: F401
+        ArgumentError,
+        BlobCorrupted,
+        BundleNotFound,
+        CallTimeout,
+        EnvironmentResolutionError,
+        InterpreterNotFound,
+        RemoteError,
+        SatchelError,
+        SchemaError,
+        UnknownStoreScheme,
+        WorkerCrashed,
+        WorkerStartupError,
+    )
+    from satchel.packager.environment import Environment  # noqa: F401
+    from satchel.packager.function import Function, function  # noqa: F401
+    from satchel.packager.refs import BundleRef  # noqa: F401
+    from satchel.runtime.load import load  # noqa: F401
+    from satchel.runtime.proxy import LoadedFunction  # noqa: F401
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'satchel' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,1 @@
+"""Serving: REST and gRPC gateways over worker pools (a later issue)."""
