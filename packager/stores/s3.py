@@ -1,0 +1,409 @@
+"""The `s3` store: a bucket and key prefix in S3, or any S3-compatible service (boto3).
+
+    s3://bucket/prefix  ->  s3://bucket/prefix/blobs/sha256/ab/abcd...   blobs
+                            s3://bucket/prefix/bundles/...               documents
+
+The endpoint is AWS unless `endpoint_url=` or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL says
+otherwise (MinIO, moto, ...). Credentials and region come from the usual boto3 chain.
+
+S3 makes every PUT (and completed multipart upload) visible atomically, so no temp objects are
+needed; exclusive creates use conditional writes (`If-None-Match: *`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
+from satchel.packager.stores.base import (
+    CHUNK,
+    RESERVED_TOP_LEVEL,
+    Store,
+    blob_key,
+    check_digest,
+    check_document_key,
+    check_document_prefix,
+    sha256_file,
+)
+
+INSTALL_HINT = "pip install 'satchel[s3]'"
+
+_ACCESS_CODES = {
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AccountProblem",
+    "403",
+}
+# Attempts at an exclusive create that S3 answers with 409 ConditionalRequestConflict (another
+# conditional write of the key is in flight); AWS documents retrying these.
+_CONFLICT_ATTEMPTS = 8
+
+
+def _require_boto3() -> Any:
+    try:
+        import boto3
+    except ImportError as exc:
+        raise StoreError(f"the s3 store needs boto3, which is not installed: {INSTALL_HINT}") from exc
+    return boto3
+
+
+def _env_endpoint_url() -> str | None:
+    """The endpoint the AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL variables name, as botocore reads them.
+
+    Recent botocore honours these by itself; reading them here as well makes them work with older
+    versions too (and lets error messages name the endpoint).
+    """
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _botocore_cause(exc: BaseException) -> BaseException | None:
+    """`exc`, or the botocore error it wraps (boto3's S3UploadFailedError only keeps it as context)."""
+    import botocore.exceptions
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _error_code(exc: BaseException) -> tuple[str, int | None]:
+    response = getattr(exc, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code, status
+
+
+class _S3Reader(io.RawIOBase):
+    """A botocore streaming body as a raw stream whose transport errors are StoreError."""
+
+    def __init__(self, body: Any, store: S3Store, key: str) -> None:
+        self._body = body
+        self._store = store
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._store._errors("read", self._key):
+            data = self._body.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._body.close()
+        super().close()
+
+
+class S3Store(Store):
+    """A store under `s3://bucket/prefix`. Safe for concurrent use by threads and processes."""
+
+    scheme = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        region_name: str | None = None,
+    ) -> None:
+        if not bucket or "/" in bucket:
+            raise StoreError(f"invalid S3 bucket name {bucket!r}: expected s3://bucket/prefix")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._endpoint_url = endpoint_url or _env_endpoint_url()
+        self._region_name = region_name
+        self._page_size = 1000
+        self._lock = threading.Lock()
+        self._client = client
+        if client is None:
+            _require_boto3()  # fail now, naming the fix, rather than at the first operation
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> S3Store:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "s3":
+            raise ValueError(f"not an s3:// URL: {url!r}")
+        if not parts.netloc:
+            raise StoreError(f"S3 store URL {url!r} names no bucket: expected s3://bucket/prefix")
+        if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+            raise StoreError(
+                f"S3 store URL {url!r} is not of the form s3://bucket/prefix (no credentials, port, "
+                f"query or fragment; set the endpoint with AWS_ENDPOINT_URL)"
+            )
+        return cls(parts.netloc, parts.path, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, created on first use (boto3 clients are thread-safe)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self._client
+
+    def _make_client(self) -> Any:
+        boto3 = _require_boto3()
+        from botocore.config import Config
+
+        options: dict[str, Any] = {"connect_timeout": 10, "read_timeout": 60}
+        if not (os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")):
+            options["retries"] = {"max_attempts": 3, "mode": "standard"}
+        # A session per store: boto3's default session is not thread-safe to create clients from.
+        session = boto3.session.Session()
+        return session.client(
+            "s3",
+            endpoint_url=self._endpoint_url,
+            region_name=self._region_name,
+            config=Config(**options),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable: the client is recreated on arrival
+        state = self.__dict__.copy()
+        state["_client"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # -- keys and errors --------------------------------------------------------------------------
+
+    def _key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def _describe_endpoint(self) -> str:
+        if self._client is not None:
+            return self._client.meta.endpoint_url
+        return self._endpoint_url or "AWS"
+
+    def _translate(self, exc: BaseException, action: str, key: str | None) -> StoreError:
+        import botocore.exceptions as bce
+
+        where = f"s3://{self.bucket}/{key}" if key else self.url
+        cause = _botocore_cause(exc) or exc
+        endpoint = self._describe_endpoint()
+        if isinstance(cause, bce.ClientError):
+            code, status = _error_code(cause)
+            message = cause.response.get("Error", {}).get("Message", "") or str(cause)
+            if code == "NoSuchBucket":
+                return StoreError(
+                    f"cannot {action} {where}: bucket {self.bucket!r} does not exist at {endpoint}. "
+                    f"Create it, or fix the store URL / AWS_ENDPOINT_URL."
+                )
+            if code in _ACCESS_CODES or status == 403:
+                return StoreError(
+                    f"cannot {action} {where}: access denied by {endpoint} ({code}: {message}). "
+                    f"Check the AWS credentials in use and the bucket's policy."
+                )
+            return StoreError(f"cannot {action} {where}: {code or status}: {message}")
+        if isinstance(cause, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+            return StoreError(
+                f"cannot {action} {where}: no AWS credentials found ({cause}). Set "
+                f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE."
+            )
+        if isinstance(cause, (bce.EndpointConnectionError, bce.ConnectionError, bce.HTTPClientError)):
+            return StoreError(
+                f"cannot {action} {where}: cannot reach the S3 endpoint {endpoint} ({cause}). "
+                f"Check the network, and AWS_ENDPOINT_URL if you use an S3-compatible service."
+            )
+        return StoreError(f"cannot {action} {where}: {type(cause).__name__}: {cause}")
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, key: str | None = None) -> Iterator[None]:
+        """Turn botocore's (and boto3's) errors into StoreError naming the object and the cause."""
+        import botocore.exceptions as bce
+        from boto3.exceptions import Boto3Error
+
+        try:
+            yield
+        except (bce.BotoCoreError, bce.ClientError, Boto3Error) as exc:
+            raise self._translate(exc, action, key) from exc
+
+    # -- blobs ------------------------------------------------------------------------------------
+
+    def has_blob(self, digest: str) -> bool:
+        return self._exists(self._key(blob_key(digest)))
+
+    def _exists(self, key: str) -> bool:
+        import botocore.exceptions as bce
+
+        with self._errors("look up", key):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except bce.ClientError as exc:
+                code, status = _error_code(exc)
+                if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+        return True
+
+    def put_blob(self, path: Path, digest: str | None = None) -> str:
+        if digest is not None:
+            check_digest(digest)
+            if self.has_blob(digest):
+                return digest
+        # Verify before anything is sent: S3 never sees a blob under the wrong name (unless the
+        # file changes between here and the upload; fetch_blob's verification catches that).
+        actual = sha256_file(path)
+        if digest is not None and actual != digest:
+            raise BlobCorrupted(
+                f"{path} hashes to sha256:{actual}, not the sha256:{digest} it was to be stored "
+                f"as; nothing was uploaded to {self.url}"
+            )
+        if digest is None and self.has_blob(actual):
+            return actual
+        key = self._key(blob_key(actual))
+        with self._errors("upload blob to", key):
+            # Multipart above boto3's threshold; a failed multipart upload is aborted, and S3
+            # makes the object visible only once complete.
+            self.client.upload_file(
+                str(path), self.bucket, key, ExtraArgs={"ContentType": "application/octet-stream"}
+            )
+        return actual
+
+    def open_blob(self, digest: str) -> BinaryIO:
+        import botocore.exceptions as bce
+
+        key = self._key(blob_key(digest))
+        with self._errors("read blob", key):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            except bce.ClientError as exc:
+                code, status = _error_code(exc)
+                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
+                    raise BlobNotFound(f"blob sha256:{digest} not found in {self.url}") from None
+                raise
+        return io.BufferedReader(_S3Reader(response["Body"], self, key), CHUNK)  # type: ignore[return-value]
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def read_document(self, key: str) -> bytes:
+        import botocore.exceptions as bce
+
+        full = self._key(check_document_key(key))
+        with self._errors("read document", full):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=full)
+            except bce.ClientError as exc:
+                code, status = _error_code(exc)
+                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
+                    raise KeyError(key) from None
+                raise
+            with contextlib.closing(response["Body"]) as body:
+                return body.read()
+
+    def write_document(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
+        import botocore.exceptions as bce
+
+        full = self._key(check_document_key(key))
+        content_type = "application/json" if key.endswith(".json") else "application/octet-stream"
+        args = {"Bucket": self.bucket, "Key": full, "Body": bytes(data), "ContentType": content_type}
+        if not exclusive:
+            with self._errors("write document", full):
+                self.client.put_object(**args)
+            return True
+        # A conditional write: S3 creates the object only if no object has the key, atomically,
+        # so of any number of racing writers exactly one gets True. (S3-compatible services that
+        # ignore If-None-Match would silently overwrite; AWS S3, MinIO and moto honour it.)
+        with self._errors("create document", full):
+            for attempt in range(_CONFLICT_ATTEMPTS):
+                try:
+                    self.client.put_object(**args, IfNoneMatch="*")
+                    return True
+                except bce.ClientError as exc:
+                    code, status = _error_code(exc)
+                    if code == "PreconditionFailed" or status == 412:
+                        return False
+                    if code == "NotImplemented" or status == 501:
+                        raise StoreError(
+                            f"cannot create s3://{self.bucket}/{full} exclusively: the endpoint "
+                            f"{self._describe_endpoint()} does not support conditional writes "
+                            f"(If-None-Match)"
+                        ) from exc
+                    if code != "ConditionalRequestConflict" and status != 409:
+                        raise
+                    if attempt == _CONFLICT_ATTEMPTS - 1:
+                        raise
+                    time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def list_documents(self, prefix: str = "") -> list[str]:
+        check_document_prefix(prefix)
+        first, sep, _ = prefix.partition("/")
+        if sep and first in RESERVED_TOP_LEVEL:
+            return []
+        root = self._key("")  # "" or "prefix/"
+        if sep:
+            full_keys = self._list(root + prefix)
+        else:
+            # A top-level prefix: list the top level by "directory", so the (big) blob area is
+            # never enumerated, then each matching top-level directory in full.
+            full_keys, directories = self._list_level(root + prefix)
+            for directory in directories:
+                if directory[len(root) :].rstrip("/") not in RESERVED_TOP_LEVEL:
+                    full_keys.extend(self._list(directory))
+        keys = []
+        for full in full_keys:
+            relative = full[len(root) :]
+            try:
+                keys.append(check_document_key(relative))
+            except ValueError:  # a "directory" marker, or an object we could not read by name
+                continue
+        return sorted(keys)
+
+    def _list(self, full_prefix: str) -> list[str]:
+        keys, _ = self._paginate(full_prefix, delimiter=None)
+        return keys
+
+    def _list_level(self, full_prefix: str) -> tuple[list[str], list[str]]:
+        return self._paginate(full_prefix, delimiter="/")
+
+    def _paginate(self, full_prefix: str, delimiter: str | None) -> tuple[list[str], list[str]]:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full_prefix}
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        keys: list[str] = []
+        directories: list[str] = []
+        with self._errors("list", full_prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(**kwargs, PaginationConfig={"PageSize": self._page_size})
+            for page in pages:
+                keys.extend(obj["Key"] for obj in page.get("Contents", ()))
+                directories.extend(cp["Prefix"] for cp in page.get("CommonPrefixes", ()))
+        return keys, directories
+
+    def delete_document(self, key: str) -> None:
+        full = self._key(check_document_key(key))
+        with self._errors("delete document", full):
+            self.client.delete_object(Bucket=self.bucket, Key=full)  # no error when absent
