@@ -29,18 +29,26 @@ class Transport(ABC):
     def close(self) -> None: ...
 
 
+class Channel(ABC):
+    """A channel the caller has created for one worker, before and while the worker runs."""
+
+    transport: Transport
+    endpoint: dict  # what the worker passes to `attach` (JSON-able)
+    pass_fds: tuple[int, ...]  # descriptors the worker process must inherit
+
+    @abstractmethod
+    def after_spawn(self) -> None:
+        """Release what only the worker needed (its ends of pipes), once it has started."""
+
+
 class TransportFactory(ABC):
-    """Creates channels for workers (caller side) and attaches to them (worker side)."""
+    """Creates channels (caller side) and attaches to them (worker side)."""
 
     name: ClassVar[str]
 
     @abstractmethod
-    def create(self) -> tuple[Transport, dict, Sequence[int]]:
-        """Caller side: (transport, endpoint description for the worker, fds the worker must inherit)."""
-
-    @abstractmethod
-    def after_spawn(self) -> None:
-        """Caller side, once the worker is started: release what only the worker needed."""
+    def create(self) -> Channel:
+        """Caller side: a new channel for one worker."""
 
     @staticmethod
     @abstractmethod

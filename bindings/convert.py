@@ -1,0 +1,1017 @@
+"""Schema-driven conversion between Python values and Avro datums (what fastavro writes and reads).
+
+`to_datum_converter(schema, path=...)` validates while it converts and raises `ArgumentError` naming
+where the value went wrong ("parameter 'rows'[2].price: expected float, got str 'x'").
+`from_datum_converter(schema)` turns a datum back into Python values. Both walk the schema once and
+return a closure; call that closure per value.
+
+Python values accepted for each Avro type (to_datum):
+
+- null: None. boolean: bool (and numpy.bool_). int/long: int and other integral numbers (numpy
+  integers, IntEnum) but never bool; range-checked. float/double: float, int, numpy floating
+  (anything `numbers.Real` except bool). string: str. bytes: bytes, bytearray, memoryview.
+- enum: a member of the Enum class, or a symbol (its member name) as str.
+- array: list, tuple or any other sequence (not str/bytes), 1-d+ numpy arrays.
+- map: any mapping with str keys.
+- record standing for a class (attribute "python"): an instance of the class, any object with
+  attributes of those names, or a dict with those keys (unknown keys are an error, missing keys take
+  the field's Avro default if it has one). A tuple record (`"python": "builtins:tuple"`): a
+  tuple or list of the right length.
+- union: the branch is chosen from the value's Python type (exact type first, then the lenient
+  conversions above; for equally good matches the first branch in the schema wins); the datum is in
+  fastavro's tuple notation `(branch_name, datum)` so the branch written is exactly the one chosen.
+- timestamp-micros (long): datetime; aware datetimes are converted to UTC, naive ones are taken to
+  be UTC already. date (int): date (not datetime). satchel.decimal: Decimal, int, or str of a decimal.
+- satchel.ndarray: numpy.ndarray. satchel.arrow: pyarrow.Table/RecordBatch, or pandas.DataFrame when
+  the schema says `"python": "pandas.DataFrame"`. satchel.pickle: anything picklable.
+
+from_datum returns: records as an instance of the class named by "python" when its module is
+already imported (modules are never imported here), else a plain dict; tuple records as tuples;
+enums as members (or the symbol string when the class is not loaded); timestamps as aware UTC
+datetimes; dates; Decimals; numpy arrays viewing the received bytes (read-only when those are
+`bytes`), pyarrow Tables and DataFrames; unpickled values. A datum read by fastavro with
+`return_named_type=True` (as codec.py does) or produced by to_datum both work.
+
+Also here: Avro's JSON encoding of field defaults (`datum_to_avro_default`, `avro_default_to_datum`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import decimal
+import enum
+import math
+import numbers
+import reprlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from satchel.errors import ArgumentError, ProtocolError, SchemaError
+
+from . import _avro, logical
+from ._avro import Node
+
+__all__ = [
+    "to_datum_converter",
+    "from_datum_converter",
+    "datum_to_avro_default",
+    "avro_default_to_datum",
+    "describe_value",
+]
+
+UTC = datetime.timezone.utc
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH_ORDINAL = 719163  # datetime.date(1970, 1, 1).toordinal()
+LONG_RANGE = (-(1 << 63), (1 << 63) - 1)
+INT_RANGE = (-(1 << 31), (1 << 31) - 1)
+
+Converter = Callable[[Any], Any]
+
+_MISSING = object()
+_NOT_RECORDS = (str, bytes, bytearray, memoryview, int, float, complex, list, tuple, set, frozenset)
+
+_short = reprlib.Repr()
+_short.maxstring = 40
+_short.maxother = 40
+_short.maxlong = 40
+_short.maxlist = _short.maxtuple = _short.maxset = _short.maxfrozenset = _short.maxdict = 4
+_short.maxlevel = 2
+
+
+def type_label(value: Any) -> str:
+    cls = type(value)
+    module = getattr(cls, "__module__", "builtins")
+    name = getattr(cls, "__qualname__", cls.__name__)
+    return name if module == "builtins" else f"{module}.{name}"
+
+
+def describe_value(value: Any) -> str:
+    """'str 'abc'', 'list [1, 2, 3, 4, ...]', 'None': a value's type and short repr, for messages."""
+    if value is None:
+        return "None"
+    try:
+        text = _short.repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        text = "<unrepresentable>"
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type_label(value)} {text}"
+
+
+class _Mismatch(Exception):
+    """Internal: a value that does not fit. Containers add path segments on the way out."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.segments: list[str] = []
+
+    def where(self, prefix: str) -> str:
+        return prefix + "".join(reversed(self.segments))
+
+    def render(self, prefix: str) -> str:
+        return f"{self.where(prefix)}: {self.message}"
+
+
+def _fail(expected: str, value: Any, detail: str | None = None) -> _Mismatch:
+    message = f"expected {expected}, got {describe_value(value)}"
+    if detail:
+        message += f" ({detail})"
+    return _Mismatch(message, detail)
+
+
+def _is_numpy_bool(value: Any) -> bool:
+    cls = type(value)
+    return cls.__module__ == "numpy" and cls.__name__ in ("bool_", "bool")
+
+
+def _is_integral(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_sequence(value: Any) -> bool:
+    if isinstance(value, (str, bytes, bytearray, memoryview, Mapping)):
+        return False
+    if isinstance(value, Sequence):
+        return True
+    return logical.is_ndarray(value) and value.ndim >= 1
+
+
+def _segment_for_field(name: str) -> str:
+    return "." + name if _avro.is_valid_name(name) else f"[{name!r}]"
+
+
+class _ClassRef:
+    """The class a "python" attribute names, found only if its module is already imported."""
+
+    __slots__ = ("module", "qualname", "cls")
+
+    def __init__(self, attr: str | None) -> None:
+        self.module, self.qualname = _avro.split_python(attr) if attr else ("", "")
+        self.cls: type | None = None
+
+    def get(self) -> type | None:
+        if self.cls is not None:
+            return self.cls
+        if not self.module:
+            return None
+        obj: Any = sys.modules.get(self.module)
+        if obj is None:
+            return None
+        for part in self.qualname.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return None
+        if isinstance(obj, type):
+            self.cls = obj
+            return obj
+        return None
+
+
+def _wrap(inner: Converter, path: str) -> Converter:
+    def convert(value: Any) -> Any:
+        try:
+            return inner(value)
+        except _Mismatch as exc:
+            raise ArgumentError(exc.render(path)) from None
+
+    return convert
+
+
+def to_datum_converter(schema: Any, *, path: str = "value", named: dict[str, Any] | None = None) -> Converter:
+    """A function turning Python values into datums of `schema`, raising ArgumentError on a mismatch.
+
+    `path` starts every error message ("parameter 'n'", "return value"). `named` holds definitions of
+    named types `schema` refers to but does not define (when converting a part of a larger schema).
+    """
+    node = _avro.parse(schema, named=named)
+    return _wrap(_ToDatum().build(node), path)
+
+
+def from_datum_converter(schema: Any, *, named: dict[str, Any] | None = None) -> Converter:
+    """A function turning datums of `schema` (from fastavro or from to_datum) into Python values."""
+    node = _avro.parse(schema, named=named)
+    return _FromDatum().build(node)
+
+
+# --- Python -> datum ------------------------------------------------------------------------------
+
+
+class _ToDatum:
+    def __init__(self) -> None:
+        self.memo: dict[int, Converter] = {}
+
+    def build(self, node: Node) -> Converter:
+        if node.name is None:
+            return self._build(node)
+        known = self.memo.get(id(node))
+        if known is not None:
+            return known
+        cell: list[Converter] = []
+
+        def forward(value: Any) -> Any:
+            return cell[0](value)
+
+        self.memo[id(node)] = forward
+        real = self._build(node)
+        cell.append(real)
+        self.memo[id(node)] = real
+        return real
+
+    def _build(self, node: Node) -> Converter:
+        kind, lt = node.type, node.logical
+        if lt is not None:
+            special = self._logical(node)
+            if special is not None:
+                return special
+        if kind == "null":
+            return _null
+        if kind == "boolean":
+            return _boolean
+        if kind == "long":
+            return _integer(*LONG_RANGE, 64)
+        if kind == "int":
+            return _integer(*INT_RANGE, 32)
+        if kind in ("double", "float"):
+            return _float
+        if kind == "string":
+            return _string
+        if kind == "bytes":
+            return _bytes
+        if kind == "fixed":
+            return _fixed(node)
+        if kind == "enum":
+            return _enum(node)
+        if kind == "array":
+            return self._array(node)
+        if kind == "map":
+            return self._map(node)
+        if kind == "record":
+            return self._record(node)
+        if kind == "union":
+            return self._union(node)
+        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover - parse() rejects it
+
+    def _logical(self, node: Node) -> Converter | None:
+        kind, lt = node.type, node.logical
+        if kind == "long" and lt == _avro.TIMESTAMP_MICROS:
+            return _timestamp(1)
+        if kind == "long" and lt == _avro.TIMESTAMP_MILLIS:
+            return _timestamp(1000)
+        if kind == "int" and lt == _avro.DATE:
+            return _date
+        if kind == "string" and lt == _avro.DECIMAL:
+            return _decimal
+        if kind == "bytes" and lt == _avro.NDARRAY:
+            return _ndarray
+        if kind == "bytes" and lt == _avro.ARROW:
+            return _dataframe if node.props.get("python") == _avro.PANDAS_PYTHON else _arrow
+        if kind == "bytes" and lt == _avro.PICKLE:
+            return _pickle
+        return None
+
+    def _array(self, node: Node) -> Converter:
+        assert node.items is not None
+        item = self.build(node.items)
+        expected = _avro.python_type_name(node)
+
+        def convert(value: Any) -> Any:
+            cls = type(value)
+            if cls is not list and cls is not tuple and not _is_sequence(value):
+                raise _fail(expected, value)
+            try:
+                return [item(x) for x in value]
+            except _Mismatch:
+                for index, x in enumerate(value):
+                    try:
+                        item(x)
+                    except _Mismatch as exc:
+                        exc.segments.append(f"[{index}]")
+                        raise
+                raise
+
+        return convert
+
+    def _map(self, node: Node) -> Converter:
+        assert node.values is not None
+        val = self.build(node.values)
+        expected = _avro.python_type_name(node)
+
+        def convert(value: Any) -> Any:
+            if not isinstance(value, Mapping):
+                raise _fail(expected, value)
+            try:
+                return {_map_key(key, value, expected): val(x) for key, x in value.items()}
+            except _Mismatch:
+                for key, x in value.items():
+                    _map_key(key, value, expected)
+                    try:
+                        val(x)
+                    except _Mismatch as exc:
+                        exc.segments.append(f"[{key!r}]")
+                        raise
+                raise
+
+        return convert
+
+    def _record(self, node: Node) -> Converter:
+        expected = _avro.python_type_name(node)
+        specs = []
+        for field in node.fields:
+            default = _MISSING
+            if field.has_default:
+                try:
+                    default = _default_datum(field.node, field.default)
+                except ValueError as exc:
+                    raise SchemaError(f"bad default of field {field.name!r} of {node.name}: {exc}") from None
+            specs.append((field.name, self.build(field.node), default, _segment_for_field(field.name)))
+        if node.python == _avro.TUPLE_PYTHON:
+            return _tuple_record(specs, expected)
+        names = frozenset(spec[0] for spec in specs)
+
+        def convert(value: Any) -> Any:
+            out = {}
+            if isinstance(value, Mapping):
+                used = 0
+                for name, conv, default, segment in specs:
+                    if name in value:
+                        x = value[name]
+                        used += 1
+                    elif default is not _MISSING:
+                        out[name] = default
+                        continue
+                    else:
+                        raise _fail(expected, value, f"missing key {name!r}")
+                    try:
+                        out[name] = conv(x)
+                    except _Mismatch as exc:
+                        exc.segments.append(segment)
+                        raise
+                if used != len(value):
+                    unknown = ", ".join(repr(k) for k in value if k not in names)
+                    raise _fail(expected, value, f"unknown key(s) {unknown}")
+                return out
+            if value is None or (isinstance(value, _NOT_RECORDS) and not hasattr(value, "_fields")):
+                raise _fail(expected, value)
+            for name, conv, default, segment in specs:
+                x = getattr(value, name, _MISSING)
+                if x is _MISSING:
+                    if default is _MISSING:
+                        raise _fail(expected, value, f"no attribute {name!r}")
+                    out[name] = default
+                    continue
+                try:
+                    out[name] = conv(x)
+                except _Mismatch as exc:
+                    exc.segments.append(segment)
+                    raise
+            return out
+
+        return convert
+
+    def _union(self, node: Node) -> Converter:
+        branches = node.branches
+        convs = [self.build(b) for b in branches]
+        scorers = [_scorer(b) for b in branches]
+        names = [b.branch_name for b in branches]
+        expected = _avro.python_type_name(node)
+        null_name = "null" if any(b.type == "null" for b in branches) else None
+        count = len(branches)
+
+        def convert(value: Any) -> Any:
+            if value is None and null_name is not None:
+                return (null_name, None)
+            ranked = []
+            for i in range(count):
+                score = scorers[i](value)
+                if score:
+                    ranked.append((-score, i))
+            if not ranked:
+                raise _fail(expected, value)
+            ranked.sort()
+            first: _Mismatch | None = None
+            for _, i in ranked:
+                try:
+                    return (names[i], convs[i](value))
+                except _Mismatch as exc:
+                    if first is None:
+                        first = exc
+            assert first is not None
+            if len(ranked) == 1 and first.segments:
+                raise first
+            raise _fail(expected, value, first.detail if len(ranked) == 1 else None)
+
+        return convert
+
+
+def _map_key(key: Any, mapping: Any, expected: str) -> str:
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise _fail(expected, mapping, f"key {key!r:.40} is not a str")
+
+
+def _tuple_record(specs: list, expected: str) -> Converter:
+    size = len(specs)
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, (tuple, list)):
+            raise _fail(expected, value)
+        if len(value) != size:
+            raise _fail(expected, value, f"length {len(value)}, not {size}")
+        out = {}
+        for index in range(size):
+            name, conv, _default, _segment = specs[index]
+            try:
+                out[name] = conv(value[index])
+            except _Mismatch as exc:
+                exc.segments.append(f"[{index}]")
+                raise
+        return out
+
+    return convert
+
+
+def _null(value: Any) -> Any:
+    if value is None:
+        return None
+    raise _fail("None", value)
+
+
+def _boolean(value: Any) -> Any:
+    if value is True or value is False:
+        return value
+    if _is_numpy_bool(value):
+        return bool(value)
+    raise _fail("bool", value)
+
+
+def _integer(low: int, high: int, bits: int) -> Converter:
+    def convert(value: Any) -> Any:
+        if type(value) is not int:
+            if not _is_integral(value) or _is_numpy_bool(value):
+                raise _fail("int", value)
+            value = int(value)
+        if low <= value <= high:
+            return value
+        raise _fail("int", value, f"out of range for a {bits}-bit integer")
+
+    return convert
+
+
+def _float(value: Any) -> Any:
+    if type(value) is float:
+        return value
+    if _is_real(value) and not _is_numpy_bool(value):
+        try:
+            return float(value)
+        except OverflowError:
+            raise _fail("float", value, "too large for a float") from None
+    raise _fail("float", value)
+
+
+def _string(value: Any) -> Any:
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise _fail("str", value)
+
+
+def _bytes(value: Any) -> Any:
+    if type(value) is bytes or type(value) is bytearray:
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, memoryview):
+        if value.c_contiguous:
+            return value if (value.ndim == 1 and value.format == "B") else value.cast("B")
+        return value.tobytes()
+    raise _fail("bytes", value)
+
+
+def _fixed(node: Node) -> Converter:
+    size = node.size
+    expected = _avro.python_type_name(node)
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, memoryview):
+            data = value.tobytes()
+        elif isinstance(value, (bytes, bytearray)):
+            data = bytes(value)
+        else:
+            raise _fail(expected, value)
+        if len(data) != size:
+            raise _fail(expected, value, f"length {len(data)}")
+        return data
+
+    return convert
+
+
+def _enum(node: Node) -> Converter:
+    symbols = frozenset(node.symbols)
+    ref = _ClassRef(node.python)
+    expected = _avro.python_type_name(node)
+    listing = ", ".join(repr(s) for s in node.symbols[:10]) + (", ..." if len(node.symbols) > 10 else "")
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            cls = ref.get()
+            if cls is not None and not isinstance(value, cls):
+                raise _fail(expected, value)
+            name = value.name
+            if name in symbols:
+                return name
+            raise _fail(expected, value, f"not one of {listing}")
+        if isinstance(value, str):
+            if value in symbols:
+                return str.__str__(value)
+            raise _fail(expected, value, f"not one of {listing}")
+        raise _fail(expected, value)
+
+    return convert
+
+
+def _timestamp(unit: int) -> Converter:
+    def convert(value: Any) -> Any:
+        if not isinstance(value, datetime.datetime):
+            raise _fail("datetime", value)
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=UTC)
+        delta = value - EPOCH
+        micros = (delta.days * 86400 + delta.seconds) * 1000000 + delta.microseconds
+        return micros if unit == 1 else micros // unit
+
+    return convert
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value.toordinal() - EPOCH_ORDINAL
+    if isinstance(value, datetime.datetime):
+        raise _fail("date", value, "a datetime is not a date: pass .date()")
+    raise _fail("date", value)
+
+
+def _decimal(value: Any) -> Any:
+    try:
+        return logical.encode_decimal(value)
+    except TypeError:
+        hint = "floats are inexact: pass Decimal(str(x))" if isinstance(value, float) else None
+        raise _fail("Decimal", value, hint) from None
+    except ValueError:
+        raise _fail("Decimal", value, "not a decimal number") from None
+
+
+def _ndarray(value: Any) -> Any:
+    if not logical.is_ndarray(value):
+        raise _fail("numpy.ndarray", value)
+    try:
+        return logical.encode_ndarray(value)
+    except ValueError as exc:
+        raise _Mismatch(str(exc), str(exc)) from None
+
+
+def _arrow(value: Any) -> Any:
+    if not logical.is_arrow_table(value):
+        raise _fail("pyarrow.Table", value)
+    return logical.encode_arrow(value)
+
+
+def _dataframe(value: Any) -> Any:
+    if not logical.is_dataframe(value):
+        raise _fail("pandas.DataFrame", value)
+    try:
+        return logical.encode_dataframe(value)
+    except ValueError as exc:
+        raise _Mismatch(str(exc), str(exc)) from None
+
+
+def _pickle(value: Any) -> Any:
+    try:
+        return logical.encode_pickle(value)
+    except ValueError as exc:
+        raise _fail("a picklable value", value, str(exc)) from None
+
+
+def _scorer(node: Node) -> Callable[[Any], int]:
+    """How well a Python value fits a union branch: 3 exact type, 2 close, 1 convertible, 0 not."""
+    kind, lt = node.type, node.logical
+    if kind == "null":
+        return lambda v: 3 if v is None else 0
+    if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+        return lambda v: 3 if isinstance(v, datetime.datetime) else 0
+    if kind == "int" and lt == _avro.DATE:
+        return lambda v: 3 if isinstance(v, datetime.date) and not isinstance(v, datetime.datetime) else 0
+    if kind == "string" and lt == _avro.DECIMAL:
+        return lambda v: (
+            3 if isinstance(v, decimal.Decimal) else (1 if _is_integral(v) or isinstance(v, str) else 0)
+        )
+    if kind == "bytes" and lt == _avro.NDARRAY:
+        return lambda v: 3 if logical.is_ndarray(v) else 0
+    if kind == "bytes" and lt == _avro.ARROW:
+        if node.props.get("python") == _avro.PANDAS_PYTHON:
+            return lambda v: 3 if logical.is_dataframe(v) else 0
+        return lambda v: 3 if logical.is_arrow_table(v) else 0
+    if kind == "bytes" and lt == _avro.PICKLE:
+        return lambda v: 1
+    if kind == "boolean":
+        return lambda v: 3 if (v is True or v is False) else (2 if _is_numpy_bool(v) else 0)
+    if kind in ("int", "long"):
+        return lambda v: 3 if type(v) is int else (2 if _is_integral(v) else 0)
+    if kind in ("float", "double"):
+        return lambda v: (
+            3
+            if type(v) is float
+            else (2 if _is_real(v) and not _is_integral(v) else (1 if _is_integral(v) else 0))
+        )
+    if kind == "string":
+        return lambda v: 3 if type(v) is str else (1 if isinstance(v, str) else 0)
+    if kind in ("bytes", "fixed"):
+        return lambda v: (
+            3 if type(v) is bytes else (2 if isinstance(v, (bytes, bytearray, memoryview)) else 0)
+        )
+    if kind == "enum":
+        symbols = frozenset(node.symbols)
+        ref = _ClassRef(node.python)
+
+        def enum_score(v: Any) -> int:
+            if isinstance(v, enum.Enum):
+                cls = ref.get()
+                return 3 if (cls is None or isinstance(v, cls)) and v.name in symbols else 0
+            return 1 if isinstance(v, str) and v in symbols else 0
+
+        return enum_score
+    if kind == "array":
+        return lambda v: 3 if type(v) is list else (2 if type(v) is tuple else (1 if _is_sequence(v) else 0))
+    if kind == "map":
+        return lambda v: 2 if isinstance(v, Mapping) else 0
+    if kind == "record":
+        if node.python == _avro.TUPLE_PYTHON:
+            size = len(node.fields)
+            return lambda v: (
+                (3 if isinstance(v, tuple) else 2) if isinstance(v, (tuple, list)) and len(v) == size else 0
+            )
+        names = frozenset(f.name for f in node.fields)
+        required = frozenset(f.name for f in node.fields if not f.has_default)
+        ref = _ClassRef(node.python)
+
+        def record_score(v: Any) -> int:
+            if isinstance(v, Mapping):
+                keys = set(v)
+                return 2 if keys <= names and required <= keys else 0
+            if v is None or (isinstance(v, _NOT_RECORDS) and not hasattr(v, "_fields")):
+                return 0
+            cls = ref.get()
+            if cls is not None and not issubclass(cls, dict) and isinstance(v, cls):
+                return 3
+            return 1 if all(hasattr(v, name) for name in required) else 0
+
+        return record_score
+    return lambda v: 0
+
+
+# --- datum -> Python ------------------------------------------------------------------------------
+
+
+def _identity(datum: Any) -> Any:
+    return datum
+
+
+class _FromDatum:
+    def __init__(self) -> None:
+        self.memo: dict[int, Converter] = {}
+
+    def build(self, node: Node) -> Converter:
+        if node.name is None:
+            return self._build(node)
+        known = self.memo.get(id(node))
+        if known is not None:
+            return known
+        cell: list[Converter] = []
+
+        def forward(datum: Any) -> Any:
+            return cell[0](datum)
+
+        self.memo[id(node)] = forward
+        real = self._build(node)
+        cell.append(real)
+        self.memo[id(node)] = real
+        return real
+
+    def _build(self, node: Node) -> Converter:
+        kind, lt = node.type, node.logical
+        if kind == "long" and lt == _avro.TIMESTAMP_MICROS:
+            return _from_timestamp(1)
+        if kind == "long" and lt == _avro.TIMESTAMP_MILLIS:
+            return _from_timestamp(1000)
+        if kind == "int" and lt == _avro.DATE:
+            return _from_date
+        if kind == "string" and lt == _avro.DECIMAL:
+            return _from_decimal
+        if kind == "bytes" and lt == _avro.NDARRAY:
+            return logical.decode_ndarray
+        if kind == "bytes" and lt == _avro.ARROW:
+            if node.props.get("python") == _avro.PANDAS_PYTHON:
+                return logical.decode_dataframe
+            return logical.decode_arrow
+        if kind == "bytes" and lt == _avro.PICKLE:
+            return logical.decode_pickle
+        if kind in ("bytes", "fixed"):
+            return _from_bytes
+        if kind in _avro.PRIMITIVES:
+            return _identity
+        if kind == "enum":
+            return _from_enum(node)
+        if kind == "array":
+            assert node.items is not None
+            item = self.build(node.items)
+            if item is _identity:
+                return lambda datum: datum if type(datum) is list else list(datum)
+            return lambda datum: [item(x) for x in datum]
+        if kind == "map":
+            assert node.values is not None
+            val = self.build(node.values)
+            if val is _identity:
+                return lambda datum: datum if type(datum) is dict else dict(datum)
+            return lambda datum: {k: val(x) for k, x in datum.items()}
+        if kind == "record":
+            return self._record(node)
+        if kind == "union":
+            return self._union(node)
+        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+
+    def _record(self, node: Node) -> Converter:
+        fields = [(f.name, self.build(f.node)) for f in node.fields]
+        if node.python == _avro.TUPLE_PYTHON:
+            return lambda datum: tuple([conv(datum[name]) for name, conv in fields])
+        ref = _ClassRef(node.python)
+        makers: dict[type, Callable[[dict], Any]] = {}
+
+        def convert(datum: Any) -> Any:
+            values = {name: conv(datum[name]) for name, conv in fields}
+            cls = ref.get()
+            if cls is None:
+                return values
+            make = makers.get(cls)
+            if make is None:
+                make = makers[cls] = _maker(cls)
+            return make(values)
+
+        return convert
+
+    def _union(self, node: Node) -> Converter:
+        by_name: dict[str, Converter] = {}
+        by_class: dict[type, Converter] = {}
+        for branch in node.branches:
+            conv = self.build(branch)
+            by_name[branch.branch_name] = conv
+            for cls in _datum_classes(branch):
+                by_class.setdefault(cls, conv)
+        description = _avro.python_type_name(node)
+
+        def convert(datum: Any) -> Any:
+            if type(datum) is tuple and len(datum) == 2 and type(datum[0]) is str:
+                conv = by_name.get(datum[0])
+                if conv is not None:
+                    return conv(datum[1])
+            conv = by_class.get(type(datum))
+            if conv is not None:
+                return conv(datum)
+            for cls, conv in by_class.items():
+                if isinstance(datum, cls):
+                    return conv(datum)
+            raise ProtocolError(f"datum {describe_value(datum)} fits no branch of {description}")
+
+        return convert
+
+
+def _datum_classes(node: Node) -> tuple[type, ...]:
+    """Python classes a bare datum of this union branch can arrive as (from fastavro or to_datum)."""
+    kind, lt = node.type, node.logical
+    if kind == "null":
+        return (type(None),)
+    if kind == "boolean":
+        return (bool,)
+    if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+        return (datetime.datetime, int)
+    if kind == "int" and lt == _avro.DATE:
+        return (datetime.date, int)
+    if kind in ("int", "long"):
+        return (int,)
+    if kind in ("float", "double"):
+        return (float,)
+    if kind in ("string", "enum"):
+        return (str,)
+    if kind in ("bytes", "fixed"):
+        return (bytes, bytearray, memoryview)
+    if kind == "array":
+        return (list,)
+    if kind in ("map", "record"):
+        return (dict,)
+    return ()
+
+
+def _from_bytes(datum: Any) -> Any:
+    return datum if type(datum) is bytes else bytes(datum)
+
+
+def _from_timestamp(unit: int) -> Converter:
+    def convert(datum: Any) -> Any:
+        if isinstance(datum, datetime.datetime):
+            return datum if datum.tzinfo is not None else datum.replace(tzinfo=UTC)
+        return EPOCH + datetime.timedelta(microseconds=datum * unit)
+
+    return convert
+
+
+def _from_date(datum: Any) -> Any:
+    if isinstance(datum, datetime.date):
+        return datum
+    return datetime.date.fromordinal(EPOCH_ORDINAL + datum)
+
+
+def _from_decimal(datum: Any) -> Any:
+    if isinstance(datum, decimal.Decimal):
+        return datum
+    return logical.decode_decimal(datum)
+
+
+def _from_enum(node: Node) -> Converter:
+    ref = _ClassRef(node.python)
+
+    def convert(datum: Any) -> Any:
+        cls = ref.get()
+        if cls is not None and issubclass(cls, enum.Enum):
+            try:
+                return cls[datum]
+            except KeyError:
+                return datum
+        return datum
+
+    return convert
+
+
+def _maker(cls: type) -> Callable[[dict], Any]:
+    """How to build an instance of `cls` from a dict of its fields."""
+    if dataclasses.is_dataclass(cls):
+        init_names = frozenset(f.name for f in dataclasses.fields(cls) if f.init)
+
+        def make_dataclass(values: dict) -> Any:
+            init = {k: v for k, v in values.items() if k in init_names}
+            try:
+                obj = cls(**init)
+            except TypeError:  # e.g. a required InitVar: fill the fields directly
+                obj = cls.__new__(cls)
+                init = {}
+            for key, value in values.items():
+                if key not in init:
+                    object.__setattr__(obj, key, value)
+            return obj
+
+        return make_dataclass
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        return lambda values: cls(**values)
+    if issubclass(cls, dict) and hasattr(cls, "__total__"):  # TypedDict: plain dicts
+        optional = _avro.typeddict_optional_keys(cls)
+        if not optional:
+            return lambda values: values
+        return lambda values: {k: v for k, v in values.items() if not (v is None and k in optional)}
+    return lambda values: values
+
+
+# --- Avro JSON encoding of defaults ---------------------------------------------------------------
+
+
+def datum_to_avro_default(datum: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
+    """The Avro JSON encoding of `datum` as a field default (a union's default is its first branch).
+
+    Raises ValueError when the datum cannot be a default (another union branch, a NaN, ...).
+    """
+    return _default_json(_avro.parse(schema, named=named), datum)
+
+
+def avro_default_to_datum(value: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
+    """The datum a field default in Avro's JSON encoding stands for. Raises ValueError if malformed."""
+    return _default_datum(_avro.parse(schema, named=named), value)
+
+
+def _default_json(node: Node, datum: Any) -> Any:
+    kind = node.type
+    if kind == "union":
+        first = node.branches[0] if node.branches else None
+        if first is None:
+            raise ValueError("an empty union has no values")
+        if type(datum) is tuple and len(datum) == 2 and type(datum[0]) is str:
+            name, datum = datum
+            if name != first.branch_name:
+                raise ValueError(
+                    f"a union's default must be of its first type ({_avro.python_type_name(first)}), "
+                    f"not {_avro.python_type_name(next(b for b in node.branches if b.branch_name == name))}"
+                    if any(b.branch_name == name for b in node.branches)
+                    else f"unknown union branch {name!r}"
+                )
+        return _default_json(first, datum)
+    if kind == "null":
+        if datum is not None:
+            raise ValueError(f"expected None, got {describe_value(datum)}")
+        return None
+    if kind == "boolean":
+        return bool(datum)
+    if kind in ("int", "long"):
+        if isinstance(datum, datetime.datetime):
+            datum = _timestamp(1000 if node.logical == _avro.TIMESTAMP_MILLIS else 1)(datum)
+        elif isinstance(datum, datetime.date):
+            datum = _date(datum)
+        return int(datum)
+    if kind in ("float", "double"):
+        number = float(datum)
+        if not math.isfinite(number):
+            raise ValueError(f"{number} has no JSON form")
+        return number
+    if kind in ("string", "enum"):
+        return str(datum)
+    if kind in ("bytes", "fixed"):
+        return bytes(datum).decode("latin-1")
+    if kind == "array":
+        assert node.items is not None
+        return [_default_json(node.items, x) for x in datum]
+    if kind == "map":
+        assert node.values is not None
+        return {k: _default_json(node.values, x) for k, x in datum.items()}
+    if kind == "record":
+        return {f.name: _default_json(f.node, datum[f.name]) for f in node.fields}
+    raise ValueError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+
+
+def _default_datum(node: Node, value: Any) -> Any:
+    kind = node.type
+    if kind == "union":
+        if not node.branches:
+            raise ValueError("an empty union has no values")
+        first = node.branches[0]
+        return (first.branch_name, _default_datum(first, value))
+    if kind == "null":
+        if value is not None:
+            raise ValueError(f"default {value!r:.40} for null")
+        return None
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise ValueError(f"default {value!r:.40} is not a boolean")
+        return value
+    if kind in ("int", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"default {value!r:.40} is not an integer")
+        return value
+    if kind in ("float", "double"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if value in ("NaN", "Infinity", "-Infinity"):
+                return float(value.replace("Infinity", "inf"))
+            raise ValueError(f"default {value!r:.40} is not a number")
+        return float(value)
+    if kind == "string":
+        if not isinstance(value, str):
+            raise ValueError(f"default {value!r:.40} is not a string")
+        return value
+    if kind == "enum":
+        if value not in node.symbols:
+            raise ValueError(f"default {value!r:.40} is not a symbol of {node.name}")
+        return value
+    if kind in ("bytes", "fixed"):
+        if not isinstance(value, str):
+            raise ValueError(f"default {value!r:.40} is not a string of bytes")
+        try:
+            return value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError("a bytes default may only hold characters U+0000 to U+00FF") from None
+    if kind == "array":
+        assert node.items is not None
+        if not isinstance(value, list):
+            raise ValueError(f"default {value!r:.40} is not an array")
+        return [_default_datum(node.items, x) for x in value]
+    if kind == "map":
+        assert node.values is not None
+        if not isinstance(value, dict):
+            raise ValueError(f"default {value!r:.40} is not an object")
+        return {k: _default_datum(node.values, x) for k, x in value.items()}
+    if kind == "record":
+        if not isinstance(value, dict):
+            raise ValueError(f"default {value!r:.40} is not an object")
+        out = {}
+        for f in node.fields:
+            if f.name in value:
+                out[f.name] = _default_datum(f.node, value[f.name])
+            elif f.has_default:
+                out[f.name] = _default_datum(f.node, f.default)
+            else:
+                raise ValueError(f"default lacks field {f.name!r}")
+        return out
+    raise ValueError(f"unsupported Avro type {kind!r}")  # pragma: no cover

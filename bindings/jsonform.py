@@ -1,0 +1,736 @@
+"""The JSON form of Avro datums: the one mapping the CLI, REST and people use.
+
+| Avro                                   | JSON                                                         |
+|----------------------------------------|--------------------------------------------------------------|
+| null, boolean, string                  | null, true/false, string                                     |
+| int, long                              | integer (an integral number such as 3.0 is accepted on input)|
+| float, double                          | number; NaN and infinities as the strings "NaN", "Infinity", |
+|                                        | "-Infinity"                                                  |
+| bytes, fixed (incl. satchel.ndarray,   | string: standard base64 (RFC 4648 alphabet, with padding)    |
+| satchel.arrow, satchel.pickle)         |                                                              |
+| enum                                   | the symbol, a string                                         |
+| array                                  | array                                                        |
+| map                                    | object                                                       |
+| record                                 | object with one member per field (on input a missing member  |
+|                                        | takes the field's default; unknown members are an error)     |
+| union                                  | the bare value of the branch: **not** Avro's {"type": value} |
+|                                        | wrapping. On input the branch is the *first one, in schema   |
+|                                        | order, whose JSON form accepts the value* (so in             |
+|                                        | ["null", "string"] `null` is null; in ["string", "bytes"] a  |
+|                                        | string is always the string branch)                          |
+| long / timestamp-micros (and -millis)  | RFC 3339 date-time in UTC: "2024-05-01T12:30:00Z", with      |
+|                                        | ".ffffff" when there are microseconds; input accepts any     |
+|                                        | offset ("+02:00"), and takes a time without offset as UTC    |
+| int / date                             | "YYYY-MM-DD"                                                 |
+| string / satchel.decimal               | the decimal as a string ("1.10"; exact)                      |
+
+`json_schema(avro_schema)` gives the JSON Schema (draft 2020-12) of that JSON form: named types
+(records, enums) go in "$defs" under their full names and are referred to with "$ref", unions
+become "anyOf".
+
+Errors are ArgumentErrors naming the JSON path ("$.rows[2].price: expected a number, ...").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import decimal
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from satchel.errors import ArgumentError, SchemaError
+
+from . import _avro, convert
+from ._avro import Node
+from .convert import EPOCH, EPOCH_ORDINAL, UTC, _Mismatch
+
+__all__ = [
+    "JsonForm",
+    "datum_to_json",
+    "json_to_datum",
+    "value_to_json",
+    "json_to_value",
+    "json_schema",
+    "JSON_SCHEMA_DIALECT",
+]
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+Converter = Callable[[Any], Any]
+
+_SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_DATETIME_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?\Z"
+)
+_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z")
+_BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+_DECIMAL_PATTERN = r"^\s*[+-]?((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[Ii]nf(inity)?|s?[Nn]a[Nn]\d*)\s*$"
+_MEDIA_TYPES = {
+    _avro.NDARRAY: "application/x-npy",
+    _avro.ARROW: "application/vnd.apache.arrow.stream",
+    _avro.PICKLE: "application/x-python-pickle",
+}
+
+
+def _json_describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, (int, float)):
+        return f"number {value!r:.40}"
+    if isinstance(value, str):
+        text = repr(value)
+        return f"string {text[:40] + '...' if len(text) > 43 else text}"
+    if isinstance(value, list):
+        return f"array of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return "object"
+    return convert.describe_value(value)
+
+
+def _jfail(expected: str, value: Any, detail: str | None = None) -> _Mismatch:
+    message = f"expected {expected}, got {_json_describe(value)}"
+    if detail:
+        message += f" ({detail})"
+    return _Mismatch(message, detail)
+
+
+def json_type_name(node: Node) -> str:
+    """What the JSON form of a node looks like, for messages."""
+    kind, lt = node.type, node.logical
+    if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+        return "an RFC 3339 date-time string"
+    if kind == "int" and lt == _avro.DATE:
+        return 'a "YYYY-MM-DD" date string'
+    if kind == "string" and lt == _avro.DECIMAL:
+        return "a decimal number in a string"
+    if kind == "null":
+        return "null"
+    if kind == "boolean":
+        return "true or false"
+    if kind in ("int", "long"):
+        return "an integer"
+    if kind in ("float", "double"):
+        return 'a number (or "NaN", "Infinity", "-Infinity")'
+    if kind == "string":
+        return "a string"
+    if kind in ("bytes", "fixed"):
+        return "a base64 string"
+    if kind == "enum":
+        return (
+            "one of "
+            + ", ".join(f'"{s}"' for s in node.symbols[:10])
+            + (", ..." if len(node.symbols) > 10 else "")
+        )
+    if kind == "array":
+        return "an array"
+    if kind in ("map", "record"):
+        return "an object" if kind == "map" else f"an object ({_avro.python_type_name(node)})"
+    if kind == "union":
+        return " or ".join(json_type_name(b) for b in node.branches)
+    return kind
+
+
+def _wrap(inner: Converter, prefix: str) -> Converter:
+    def run(value: Any) -> Any:
+        try:
+            return inner(value)
+        except _Mismatch as exc:
+            raise ArgumentError(exc.render(prefix)) from None
+
+    return run
+
+
+# --- datetime text ----------------------------------------------------------------------------------
+
+
+def format_timestamp(micros: int) -> str:
+    """RFC 3339 in UTC ("Z"), with microseconds only when there are some."""
+    moment = EPOCH + datetime.timedelta(microseconds=micros)
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
+    if moment.microsecond:
+        text += f".{moment.microsecond:06d}"
+    return text + "Z"
+
+
+def parse_timestamp(text: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 date-time (no offset: UTC). ValueError if malformed."""
+    match = _DATETIME_RE.match(text)
+    if not match:
+        raise ValueError("not an RFC 3339 date-time")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micros = int((fraction or "").ljust(6, "0")[:6])
+    tz: datetime.tzinfo = UTC
+    if offset and offset not in ("Z", "z"):
+        sign = -1 if offset[0] == "-" else 1
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise ValueError("bad UTC offset")
+        tz = datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
+    moment = datetime.datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz
+    )
+    delta = moment - EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1000000 + delta.microseconds
+
+
+def parse_date(text: str) -> int:
+    match = _DATE_RE.match(text)
+    if not match:
+        raise ValueError("not a YYYY-MM-DD date")
+    return datetime.date(int(match[1]), int(match[2]), int(match[3])).toordinal() - EPOCH_ORDINAL
+
+
+# --- datum -> JSON ----------------------------------------------------------------------------------
+
+
+class _Memo:
+    def __init__(self) -> None:
+        self.memo: dict[int, Converter] = {}
+
+    def build(self, node: Node) -> Converter:
+        if node.name is None:
+            return self._build(node)
+        known = self.memo.get(id(node))
+        if known is not None:
+            return known
+        cell: list[Converter] = []
+
+        def forward(value: Any) -> Any:
+            return cell[0](value)
+
+        self.memo[id(node)] = forward
+        real = self._build(node)
+        cell.append(real)
+        self.memo[id(node)] = real
+        return real
+
+    def _build(self, node: Node) -> Converter:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _ToJson(_Memo):
+    def _build(self, node: Node) -> Converter:
+        kind, lt = node.type, node.logical
+        expected = "a datum of " + _avro.python_type_name(node)
+        if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+            unit = 1000 if lt == _avro.TIMESTAMP_MILLIS else 1
+
+            def timestamp(d: Any) -> Any:
+                if isinstance(d, datetime.datetime):
+                    d = convert._timestamp(unit)(d)
+                if type(d) is not int:
+                    raise convert._fail(expected, d)
+                try:
+                    return format_timestamp(d * unit)
+                except OverflowError:
+                    raise convert._fail(expected, d, "out of the range of datetime") from None
+
+            return timestamp
+        if kind == "int" and lt == _avro.DATE:
+
+            def date(d: Any) -> Any:
+                if isinstance(d, datetime.date) and not isinstance(d, datetime.datetime):
+                    return d.isoformat()
+                if type(d) is not int:
+                    raise convert._fail(expected, d)
+                try:
+                    return datetime.date.fromordinal(EPOCH_ORDINAL + d).isoformat()
+                except (OverflowError, ValueError):
+                    raise convert._fail(expected, d, "out of the range of date") from None
+
+            return date
+        if kind == "null":
+            return convert._null
+        if kind == "boolean":
+            return convert._boolean
+        if kind in ("int", "long"):
+
+            def integer(d: Any) -> Any:
+                if type(d) is int:
+                    return d
+                raise convert._fail(expected, d)
+
+            return integer
+        if kind in ("float", "double"):
+
+            def number(d: Any) -> Any:
+                if type(d) is not float:
+                    if isinstance(d, bool) or not isinstance(d, (int, float)):
+                        raise convert._fail(expected, d)
+                    d = float(d)
+                if math.isfinite(d):
+                    return d
+                return "NaN" if d != d else ("Infinity" if d > 0 else "-Infinity")
+
+            return number
+        if kind == "string":
+            if lt == _avro.DECIMAL:
+                return lambda d: str(d) if isinstance(d, decimal.Decimal) else convert._string(d)
+            return convert._string
+        if kind in ("bytes", "fixed"):
+
+            def b64(d: Any) -> Any:
+                if not isinstance(d, (bytes, bytearray, memoryview)):
+                    raise convert._fail(expected, d)
+                return base64.b64encode(d).decode("ascii")
+
+            return b64
+        if kind == "enum":
+            symbols = frozenset(node.symbols)
+
+            def symbol(d: Any) -> Any:
+                if isinstance(d, str) and d in symbols:
+                    return str(d)
+                raise convert._fail(expected, d)
+
+            return symbol
+        if kind == "array":
+            assert node.items is not None
+            item = self.build(node.items)
+
+            def array(d: Any) -> Any:
+                if not isinstance(d, (list, tuple)):
+                    raise convert._fail(expected, d)
+                out = []
+                for index, x in enumerate(d):
+                    try:
+                        out.append(item(x))
+                    except _Mismatch as exc:
+                        exc.segments.append(f"[{index}]")
+                        raise
+                return out
+
+            return array
+        if kind == "map":
+            assert node.values is not None
+            val = self.build(node.values)
+
+            def mapping(d: Any) -> Any:
+                if not isinstance(d, dict):
+                    raise convert._fail(expected, d)
+                out = {}
+                for key, x in d.items():
+                    try:
+                        out[key] = val(x)
+                    except _Mismatch as exc:
+                        exc.segments.append(f"[{key!r}]")
+                        raise
+                return out
+
+            return mapping
+        if kind == "record":
+            fields = [(f.name, self.build(f.node), convert._segment_for_field(f.name)) for f in node.fields]
+
+            def record(d: Any) -> Any:
+                if not isinstance(d, dict):
+                    raise convert._fail(expected, d)
+                out = {}
+                for name, conv, segment in fields:
+                    if name not in d:
+                        raise convert._fail(expected, d, f"missing field {name!r}")
+                    try:
+                        out[name] = conv(d[name])
+                    except _Mismatch as exc:
+                        exc.segments.append(segment)
+                        raise
+                return out
+
+            return record
+        if kind == "union":
+            branches = [(b.branch_name, self.build(b), convert._datum_classes(b)) for b in node.branches]
+            by_name = {name: conv for name, conv, _ in branches}
+
+            def union(d: Any) -> Any:
+                if type(d) is tuple and len(d) == 2 and type(d[0]) is str and d[0] in by_name:
+                    return by_name[d[0]](d[1])
+                first: _Mismatch | None = None
+                for _, conv, classes in branches:
+                    if classes and not isinstance(d, classes):
+                        continue
+                    try:
+                        return conv(d)
+                    except _Mismatch as exc:
+                        first = first or exc
+                if first is not None and first.segments:
+                    raise first
+                raise convert._fail(expected, d)
+
+            return union
+        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+
+
+# --- JSON -> datum ----------------------------------------------------------------------------------
+
+
+class _FromJson(_Memo):
+    def _build(self, node: Node) -> Converter:
+        kind, lt = node.type, node.logical
+        expected = json_type_name(node)
+        if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+            unit = 1000 if lt == _avro.TIMESTAMP_MILLIS else 1
+
+            def timestamp(j: Any) -> Any:
+                if not isinstance(j, str):
+                    raise _jfail(expected, j)
+                try:
+                    micros = parse_timestamp(j)
+                except (ValueError, OverflowError) as exc:
+                    raise _jfail(expected, j, str(exc)) from None
+                return micros // unit
+
+            return timestamp
+        if kind == "int" and lt == _avro.DATE:
+
+            def date(j: Any) -> Any:
+                if not isinstance(j, str):
+                    raise _jfail(expected, j)
+                try:
+                    return parse_date(j)
+                except ValueError as exc:
+                    raise _jfail(expected, j, str(exc)) from None
+
+            return date
+        if kind == "string" and lt == _avro.DECIMAL:
+
+            def dec(j: Any) -> Any:
+                if isinstance(j, bool) or not isinstance(j, (str, int)):
+                    raise _jfail(expected, j)
+                try:
+                    return convert.logical.encode_decimal(j)
+                except ValueError:
+                    raise _jfail(expected, j, "not a decimal number") from None
+
+            return dec
+        if kind == "null":
+
+            def null(j: Any) -> Any:
+                if j is None:
+                    return None
+                raise _jfail(expected, j)
+
+            return null
+        if kind == "boolean":
+
+            def boolean(j: Any) -> Any:
+                if j is True or j is False:
+                    return j
+                raise _jfail(expected, j)
+
+            return boolean
+        if kind in ("int", "long"):
+            low, high = convert.LONG_RANGE if kind == "long" else convert.INT_RANGE
+
+            def integer(j: Any) -> Any:
+                if type(j) is not int:
+                    if type(j) is float and j.is_integer():
+                        j = int(j)
+                    else:
+                        raise _jfail(expected, j)
+                if low <= j <= high:
+                    return j
+                raise _jfail(expected, j, f"out of range for a {kind}")
+
+            return integer
+        if kind in ("float", "double"):
+
+            def number(j: Any) -> Any:
+                if type(j) is float:
+                    return j
+                if type(j) is int:
+                    try:
+                        return float(j)
+                    except OverflowError:
+                        raise _jfail(expected, j, "too large") from None
+                if isinstance(j, str) and j in _SPECIAL_FLOATS:
+                    return _SPECIAL_FLOATS[j]
+                raise _jfail(expected, j)
+
+            return number
+        if kind == "string":
+
+            def string(j: Any) -> Any:
+                if isinstance(j, str):
+                    return j
+                raise _jfail(expected, j)
+
+            return string
+        if kind in ("bytes", "fixed"):
+            size = node.size if kind == "fixed" else None
+
+            def b64(j: Any) -> Any:
+                if not isinstance(j, str):
+                    raise _jfail(expected, j)
+                try:
+                    data = base64.b64decode(j, validate=True)
+                except (binascii.Error, ValueError):
+                    raise _jfail(expected, j, "invalid base64") from None
+                if size is not None and len(data) != size:
+                    raise _jfail(expected, j, f"{len(data)} bytes, not {size}")
+                return data
+
+            return b64
+        if kind == "enum":
+            symbols = frozenset(node.symbols)
+
+            def symbol(j: Any) -> Any:
+                if isinstance(j, str) and j in symbols:
+                    return j
+                raise _jfail(expected, j)
+
+            return symbol
+        if kind == "array":
+            assert node.items is not None
+            item = self.build(node.items)
+
+            def array(j: Any) -> Any:
+                if not isinstance(j, list):
+                    raise _jfail(expected, j)
+                out = []
+                for index, x in enumerate(j):
+                    try:
+                        out.append(item(x))
+                    except _Mismatch as exc:
+                        exc.segments.append(f"[{index}]")
+                        raise
+                return out
+
+            return array
+        if kind == "map":
+            assert node.values is not None
+            val = self.build(node.values)
+
+            def mapping(j: Any) -> Any:
+                if not isinstance(j, dict):
+                    raise _jfail(expected, j)
+                out = {}
+                for key, x in j.items():
+                    try:
+                        out[key] = val(x)
+                    except _Mismatch as exc:
+                        exc.segments.append(f"[{key!r}]")
+                        raise
+                return out
+
+            return mapping
+        if kind == "record":
+            specs = []
+            for f in node.fields:
+                default: Any = convert._MISSING
+                if f.has_default:
+                    try:
+                        default = convert._default_datum(f.node, f.default)
+                    except ValueError as exc:
+                        raise SchemaError(f"bad default of field {f.name!r}: {exc}") from None
+                specs.append((f.name, self.build(f.node), default, convert._segment_for_field(f.name)))
+            names = frozenset(f.name for f in node.fields)
+
+            def record(j: Any) -> Any:
+                if not isinstance(j, dict):
+                    raise _jfail(expected, j)
+                out = {}
+                for name, conv, default, segment in specs:
+                    if name in j:
+                        try:
+                            out[name] = conv(j[name])
+                        except _Mismatch as exc:
+                            exc.segments.append(segment)
+                            raise
+                    elif default is not convert._MISSING:
+                        out[name] = default
+                    else:
+                        raise _jfail(expected, j, f"missing member {name!r}")
+                unknown = [k for k in j if k not in names]
+                if unknown:
+                    raise _jfail(expected, j, "unknown member(s) " + ", ".join(repr(k) for k in unknown))
+                return out
+
+            return record
+        if kind == "union":
+            branches = [(b.branch_name, self.build(b)) for b in node.branches]
+
+            def union(j: Any) -> Any:
+                deepest: _Mismatch | None = None
+                for name, conv in branches:
+                    try:
+                        return (name, conv(j))
+                    except _Mismatch as exc:
+                        if exc.segments and (deepest is None or len(exc.segments) > len(deepest.segments)):
+                            deepest = exc
+                if deepest is not None:
+                    raise deepest
+                raise _jfail(expected, j)
+
+            return union
+        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+
+
+# --- JSON Schema ------------------------------------------------------------------------------------
+
+
+class _JsonSchema:
+    def __init__(self, ref_prefix: str) -> None:
+        self.ref_prefix = ref_prefix
+        self.defs: dict[str, Any] = {}
+        self.done: set[str] = set()
+
+    def build(self, node: Node) -> dict:
+        kind, lt = node.type, node.logical
+        if node.name is not None:
+            ref = {"$ref": self.ref_prefix + node.name}
+            if node.name not in self.done:
+                self.done.add(node.name)
+                self.defs[node.name] = self._named(node)
+            return ref
+        if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+            return {"type": "string", "format": "date-time"}
+        if kind == "int" and lt == _avro.DATE:
+            return {"type": "string", "format": "date"}
+        if kind == "string" and lt == _avro.DECIMAL:
+            return {"type": "string", "pattern": _DECIMAL_PATTERN}
+        if kind == "null":
+            return {"type": "null"}
+        if kind == "boolean":
+            return {"type": "boolean"}
+        if kind in ("int", "long"):
+            low, high = convert.LONG_RANGE if kind == "long" else convert.INT_RANGE
+            return {"type": "integer", "minimum": low, "maximum": high}
+        if kind in ("float", "double"):
+            return {"anyOf": [{"type": "number"}, {"enum": list(_SPECIAL_FLOATS)}]}
+        if kind == "string":
+            return {"type": "string"}
+        if kind == "bytes":
+            schema = {"type": "string", "contentEncoding": "base64", "pattern": _BASE64_PATTERN}
+            media = _MEDIA_TYPES.get(lt or "")
+            if media:
+                schema["contentMediaType"] = media
+            return schema
+        if kind == "array":
+            assert node.items is not None
+            return {"type": "array", "items": self.build(node.items)}
+        if kind == "map":
+            assert node.values is not None
+            return {"type": "object", "additionalProperties": self.build(node.values)}
+        if kind == "union":
+            return {"anyOf": [self.build(b) for b in node.branches]}
+        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+
+    def _named(self, node: Node) -> dict:
+        title = _avro.python_type_name(node)
+        if node.type == "enum":
+            return {"title": title, "type": "string", "enum": list(node.symbols)}
+        if node.type == "fixed":
+            length = 4 * ((node.size + 2) // 3)
+            return {
+                "title": title,
+                "type": "string",
+                "contentEncoding": "base64",
+                "pattern": _BASE64_PATTERN,
+                "minLength": length,
+                "maxLength": length,
+            }
+        properties = {}
+        required = []
+        to_json = _ToJson()
+        for f in node.fields:
+            prop = self.build(f.node)
+            if f.has_default:
+                try:
+                    default = to_json.build(f.node)(convert._default_datum(f.node, f.default))
+                except (ValueError, _Mismatch):
+                    pass
+                else:
+                    prop = dict(prop, default=default)
+            else:
+                required.append(f.name)
+            properties[f.name] = prop
+        schema: dict = {"title": title, "type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        schema["additionalProperties"] = False
+        return schema
+
+
+# --- the API ----------------------------------------------------------------------------------------
+
+
+class JsonForm:
+    """The JSON form of one schema, with its converters built once."""
+
+    def __init__(self, schema: Any, *, named: dict[str, Any] | None = None) -> None:
+        self.schema = schema
+        self._named = named
+        node = _avro.parse(schema, named=named)
+        self._node = node
+        self._to_json = _wrap(_ToJson().build(node), "$")
+        self._from_json = _wrap(_FromJson().build(node), "$")
+        self._to_datum: Converter | None = None
+        self._from_datum: Converter | None = None
+
+    def datum_to_json(self, datum: Any) -> Any:
+        return self._to_json(datum)
+
+    def json_to_datum(self, obj: Any) -> Any:
+        return self._from_json(obj)
+
+    def value_to_json(self, value: Any) -> Any:
+        if self._to_datum is None:
+            self._to_datum = convert.to_datum_converter(self.schema, path="value", named=self._named)
+        return self._to_json(self._to_datum(value))
+
+    def json_to_value(self, obj: Any) -> Any:
+        if self._from_datum is None:
+            self._from_datum = convert.from_datum_converter(self.schema, named=self._named)
+        return self._from_datum(self._from_json(obj))
+
+    def json_schema(self, *, ref_prefix: str = "#/$defs/") -> dict:
+        return json_schema(self.schema, ref_prefix=ref_prefix, named=self._named)
+
+
+def datum_to_json(datum: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
+    """The JSON form (JSON-able Python value) of an Avro datum of `schema`.
+
+    `named` (see schema.named_types) defines named types `schema` refers to without defining them,
+    e.g. when `schema` is one field's type taken out of a request record.
+    """
+    return JsonForm(schema, named=named).datum_to_json(datum)
+
+
+def json_to_datum(obj: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
+    """The Avro datum (unions in fastavro's tuple notation) of a JSON-form value; ArgumentError if it does not fit."""
+    return JsonForm(schema, named=named).json_to_datum(obj)
+
+
+def value_to_json(value: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
+    """A Python value of `schema` in JSON form (convert.to_datum then datum_to_json)."""
+    return JsonForm(schema, named=named).value_to_json(value)
+
+
+def json_to_value(obj: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
+    """The Python value of a JSON-form value (json_to_datum then convert.from_datum)."""
+    return JsonForm(schema, named=named).json_to_value(obj)
+
+
+def json_schema(
+    avro_schema: Any, *, ref_prefix: str = "#/$defs/", named: dict[str, Any] | None = None
+) -> dict:
+    """The JSON Schema (draft 2020-12) of the JSON form of `avro_schema`.
+
+    Named types are defined under "$defs" by full name and referred to as `ref_prefix + fullname`
+    (pass e.g. "#/components/schemas/" and move "$defs" there to embed the result in OpenAPI).
+    """
+    builder = _JsonSchema(ref_prefix)
+    root = builder.build(_avro.parse(avro_schema, named=named))
+    result: dict = {"$schema": JSON_SCHEMA_DIALECT}
+    result.update(root)
+    if builder.defs:
+        result["$defs"] = builder.defs
+    return result

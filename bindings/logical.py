@@ -1,0 +1,268 @@
+"""Encoders and decoders of Satchel's own Avro logical types.
+
+| logicalType        | Avro type | bytes / string                                                          |
+|--------------------|-----------|-------------------------------------------------------------------------|
+| `satchel.ndarray`  | bytes     | the standard `.npy` format (`numpy.lib.format`, header version 1.0, 2.0  |
+|                    |           | or 3.0, then the raw buffer in C or Fortran order); never pickled        |
+|                    |           | object arrays                                                           |
+| `satchel.arrow`    | bytes     | an Arrow IPC *stream* (schema message, record batches, end-of-stream).  |
+|                    |           | With the attribute `"python": "pandas.DataFrame"` the table came from a  |
+|                    |           | DataFrame (`pyarrow.Table.from_pandas`, index kept in pandas metadata)   |
+| `satchel.pickle`   | bytes     | `pickle.dumps(value, protocol=5)`: Python-only, not portable             |
+| `satchel.decimal`  | string    | `str(decimal.Decimal)`: exact, any precision ("1.10", "-3E+5", "NaN")    |
+
+numpy, pyarrow and pandas are imported only when a value of those kinds is encoded or decoded;
+when missing, a `SatchelError` says which package to install.
+
+Decoding is zero-copy where the library allows it: an ndarray is a view over the bytes it was
+decoded from (read-only when those are `bytes`: call `.copy()` to modify it), a pyarrow Table
+references the received buffer. Keep that in mind before holding on to a small slice of a large
+message.
+"""
+
+from __future__ import annotations
+
+import ast
+import decimal
+import importlib
+import io
+import pickle
+import sys
+from typing import Any
+
+from satchel.errors import SatchelError
+
+from ._avro import ARROW, DECIMAL, NDARRAY, PANDAS_PYTHON, PICKLE
+
+__all__ = [
+    "ARROW",
+    "DECIMAL",
+    "NDARRAY",
+    "PANDAS_PYTHON",
+    "PICKLE",
+    "PICKLE_PROTOCOL",
+    "decode_arrow",
+    "decode_dataframe",
+    "decode_decimal",
+    "decode_ndarray",
+    "decode_pickle",
+    "encode_arrow",
+    "encode_dataframe",
+    "encode_decimal",
+    "encode_ndarray",
+    "encode_pickle",
+    "is_arrow_table",
+    "is_dataframe",
+    "is_ndarray",
+    "require",
+]
+
+PICKLE_PROTOCOL = 5
+
+_INSTALL = {"numpy": "numpy", "pyarrow": "pyarrow", "pandas": "pandas"}
+_WHY = {
+    "numpy": "numpy.ndarray values (logical type satchel.ndarray)",
+    "pyarrow": "pyarrow.Table and pandas.DataFrame values (logical type satchel.arrow)",
+    "pandas": "pandas.DataFrame values",
+}
+
+_NPY_MAGIC = b"\x93NUMPY"
+_MAX_NPY_HEADER = 1 << 20
+
+
+def require(module: str) -> Any:
+    """Import `module` (numpy, pyarrow or pandas), or raise SatchelError naming what to install."""
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        package = _INSTALL.get(module, module)
+        why = _WHY.get(module, "this value")
+        raise SatchelError(
+            f"{why} need the {package!r} package, which is not installed in this Python "
+            f"({sys.executable}); install it (pip install {package}) or add it to the environment"
+        ) from exc
+
+
+# --- type checks that never import anything ---------------------------------------------------------
+
+
+def is_ndarray(value: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, np.ndarray)
+
+
+def is_arrow_table(value: Any) -> bool:
+    pa = sys.modules.get("pyarrow")
+    return pa is not None and isinstance(value, (pa.Table, pa.RecordBatch))
+
+
+def is_dataframe(value: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
+# --- numpy ------------------------------------------------------------------------------------------
+
+
+def encode_ndarray(array: Any) -> bytes:
+    """The `.npy` bytes of `array` (any shape, C or Fortran order, 0-d included; no object dtype)."""
+    np = require("numpy")
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected numpy.ndarray, got {type(array).__name__}")
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
+    if array.dtype.hasobject:
+        raise ValueError(
+            f"a numpy array of dtype {array.dtype} holds Python objects, which cannot travel as "
+            "satchel.ndarray (it would need pickle); convert it to a fixed dtype, or annotate the "
+            "value with a pickled type and pass allow_pickle=True"
+        )
+    write_header = _npy_header_writer(np)
+    if write_header is None or not (array.flags.c_contiguous or array.flags.f_contiguous):
+        out = io.BytesIO()
+        np.lib.format.write_array(out, array, version=None, allow_pickle=False)
+        return out.getvalue()
+    # contiguous: numpy's own header, then the array's memory itself (one copy, into the result)
+    fortran = not array.flags.c_contiguous
+    header = io.BytesIO()
+    write_header(header, np.lib.format.header_data_from_array_1_0(array))
+    body = (array.T if fortran else array).reshape(-1).view(np.uint8)
+    return b"".join((header.getvalue(), body))
+
+
+def _npy_header_writer(np: Any) -> Any:
+    """numpy's `_write_array_header(fp, d, version=None)` (picks format 1.0, 2.0 or 3.0), if found."""
+    for module in ("numpy.lib._format_impl", "numpy.lib.format"):
+        found = getattr(sys.modules.get(module), "_write_array_header", None)
+        if found is not None:
+            return found
+    return None
+
+
+def decode_ndarray(data: Any) -> Any:
+    """An ndarray viewing the `.npy` bytes `data` (no copy; read-only when `data` is immutable)."""
+    np = require("numpy")
+    view = memoryview(data)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    if len(view) < 10 or bytes(view[:6]) != _NPY_MAGIC:
+        raise ValueError("not .npy data (bad magic string)")
+    major = view[6]
+    if major == 1:
+        header_len = int.from_bytes(view[8:10], "little")
+        start = 10
+    elif major in (2, 3):
+        header_len = int.from_bytes(view[8:12], "little")
+        start = 12
+    else:
+        raise ValueError(f"unsupported .npy format version {major}.{view[7]}")
+    if header_len > _MAX_NPY_HEADER or start + header_len > len(view):
+        raise ValueError("truncated or oversized .npy header")
+    header_text = bytes(view[start : start + header_len]).decode("utf-8" if major >= 3 else "latin-1")
+    try:
+        header = ast.literal_eval(header_text)
+    except (ValueError, SyntaxError) as exc:
+        raise ValueError(f"malformed .npy header: {header_text[:100]!r}") from exc
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise ValueError(f"malformed .npy header: {header_text[:100]!r}")
+    dtype = np.lib.format.descr_to_dtype(header["descr"])
+    if dtype.hasobject:
+        raise ValueError("refusing a .npy array of Python objects (that would need pickle)")
+    shape = header["shape"]
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"malformed .npy shape {shape!r}")
+    count = 1
+    for n in shape:
+        count *= n
+    offset = start + header_len
+    if len(view) - offset != count * dtype.itemsize:
+        raise ValueError(
+            f".npy data holds {len(view) - offset} bytes, its header announces {count * dtype.itemsize}"
+        )
+    order = "F" if header["fortran_order"] else "C"
+    if count == 0:
+        return np.empty(shape, dtype=dtype, order=order)
+    flat = np.frombuffer(view, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order=order)
+
+
+# --- arrow ------------------------------------------------------------------------------------------
+
+
+def encode_arrow(table: Any) -> memoryview:
+    """An Arrow IPC stream of `table` (a pyarrow.Table or RecordBatch), as a memoryview."""
+    pa = require("pyarrow")
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(table, pa.Table):
+        raise TypeError(f"expected pyarrow.Table, got {type(table).__name__}")
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return memoryview(sink.getvalue()).cast("B")
+
+
+def decode_arrow(data: Any) -> Any:
+    """The pyarrow.Table in the Arrow IPC stream `data` (references `data`'s memory, no copy)."""
+    pa = require("pyarrow")
+    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+        return reader.read_all()
+
+
+def encode_dataframe(frame: Any) -> memoryview:
+    """An Arrow IPC stream of a pandas DataFrame (its index kept through pandas metadata)."""
+    pa = require("pyarrow")
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise ValueError(f"this DataFrame cannot be converted to Arrow: {exc}") from exc
+    return encode_arrow(table)
+
+
+def decode_dataframe(data: Any) -> Any:
+    """The pandas DataFrame in the Arrow IPC stream `data`."""
+    require("pandas")
+    return decode_arrow(data).to_pandas()
+
+
+# --- pickle -----------------------------------------------------------------------------------------
+
+
+def encode_pickle(value: Any) -> bytes:
+    """`pickle.dumps(value, protocol=5)`; a value that cannot be pickled raises ValueError."""
+    try:
+        return pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except Exception as exc:  # pickling can raise almost anything
+        raise ValueError(f"cannot be pickled: {type(exc).__name__}: {exc}") from exc
+
+
+def decode_pickle(data: Any) -> Any:
+    """`pickle.loads(data)`. Executes code named by the data: only for peers you trust."""
+    return pickle.loads(data)
+
+
+# --- decimal ----------------------------------------------------------------------------------------
+
+
+def encode_decimal(value: Any) -> str:
+    """The exact string of a Decimal; also accepts an int, or a str holding a decimal number."""
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, str):
+        try:
+            return str(decimal.Decimal(value))
+        except decimal.InvalidOperation:
+            raise ValueError(f"{value[:60]!r} is not a decimal number") from None
+    raise TypeError(f"expected Decimal, got {type(value).__name__}")
+
+
+def decode_decimal(text: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(f"{text[:60]!r} is not a decimal number") from None

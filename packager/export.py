@@ -1,0 +1,196 @@
+"""Export: schemas, code, artifacts and a locked, mirrored environment -> one bundle in a store."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import inspect
+import json
+import os
+import pickle
+import platform
+import socket
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from satchel._ui import step
+from satchel._version import __version__
+from satchel.bindings.fingerprint import fingerprint_hex
+from satchel.bindings.schema import Param, is_portable, request_schema, response_schema
+from satchel.errors import SatchelError
+from satchel.packager import code as code_capture
+from satchel.packager.blobcache import BlobCache
+from satchel.packager.bundle import FORMAT_VERSION, KIND, publish
+from satchel.packager.refs import BundleRef, check_name
+from satchel.packager.resolvers import get_resolver
+from satchel.packager.stores import open_store
+
+if TYPE_CHECKING:
+    from satchel.packager.function import Function
+
+# What Satchel's worker needs inside every environment (it speaks Avro with fastavro).
+WORKER_REQUIREMENTS = ("fastavro>=1.9",)
+# Extra packages a logical type needs in the worker, when the interface uses it.
+_LOGICAL_REQUIREMENTS = {"satchel.ndarray": ("numpy",), "satchel.arrow": ("pyarrow",)}
+
+
+def interface_of(fn: Function) -> dict[str, Any]:
+    """The Avro interface of a Function (bound parameters excluded)."""
+    hints = fn.type_hints()
+    _reject_variadic(fn)
+    params = [
+        Param(name=p.name, annotation=hints.get(p.name, inspect.Parameter.empty), default=p.default)
+        for p in fn.signature.parameters.values()
+    ]
+    request = request_schema(fn.name, params, allow_pickle=fn.allow_pickle)
+    if "return" not in hints:
+        from satchel.errors import SchemaError
+
+        raise SchemaError(
+            f"the return value of {fn.name!r} is not annotated: annotate it (use '-> None' if it returns nothing)"
+        )
+    response = response_schema(fn.name, hints["return"], allow_pickle=fn.allow_pickle)
+    return {
+        "request": request,
+        "response": response,
+        "request_fingerprint": fingerprint_hex(request),
+        "response_fingerprint": fingerprint_hex(response),
+        "portable": is_portable(request) and is_portable(response),
+    }
+
+
+def _reject_variadic(fn: Function) -> None:
+    from satchel.errors import SchemaError
+
+    for p in fn.signature.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            star = "*" if p.kind is p.VAR_POSITIONAL else "**"
+            raise SchemaError(
+                f"parameter {star}{p.name} of {fn.name!r}: variadic parameters have no schema; "
+                "declare each parameter explicitly"
+            )
+
+
+def runtime_requirements(interface: dict[str, Any]) -> list[str]:
+    text = json.dumps([interface["request"], interface["response"]])
+    reqs = list(WORKER_REQUIREMENTS)
+    for logical, extra in _LOGICAL_REQUIREMENTS.items():
+        if f'"{logical}"' in text:
+            reqs.extend(extra)
+    if '"pandas.DataFrame"' in text:
+        reqs.append("pandas")
+    return reqs
+
+
+def _function_doc(fn: Function) -> dict[str, Any]:
+    hints = fn.type_hints()
+    hints_text = {}
+    for p in fn.signature.parameters.values():
+        entry: dict[str, Any] = {"name": p.name, "kind": p.kind.name.lower()}
+        if p.name in hints:
+            entry["annotation"] = inspect.formatannotation(hints[p.name])
+        if p.default is not inspect.Parameter.empty:
+            entry["default"] = True
+        hints_text[p.name] = entry
+    ret = hints.get("return", inspect.Signature.empty)
+    return {
+        "module": fn.func.__module__,
+        "qualname": fn.func.__qualname__,
+        "doc": inspect.getdoc(fn.func) or "",
+        "parameters": list(hints_text.values()),
+        "return_annotation": None if ret is inspect.Signature.empty else inspect.formatannotation(ret),
+        "bound": sorted(fn.bound),
+    }
+
+
+def _provenance() -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = str(os.getuid())
+    return {
+        "satchel_version": __version__,
+        "user": user,
+        "host": socket.gethostname(),
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _pickle_artifact(name: str, value: Any, directory: Path) -> Path:
+    path = directory / f"artifact-{name}.pkl"
+    try:
+        with open(path, "wb") as fh:
+            pickle.dump(value, fh, protocol=5)
+    except Exception as exc:
+        raise SatchelError(
+            f"bound value {name!r} ({type(value).__module__}.{type(value).__qualname__}) cannot be "
+            f"pickled: {type(exc).__name__}: {exc}"
+        ) from None
+    return path
+
+
+def export(fn: Function, *, name: str, store: str | None = None, progress: bool = True) -> BundleRef:
+    check_name(name)
+    target = open_store(store)
+    cache = BlobCache()
+    with step(f"Interface of {name}", progress):
+        interface = interface_of(fn)
+        captured = code_capture.capture(fn.func)
+    resolver = get_resolver("uv")
+    with step(
+        f"Resolving environment (python {fn.environment.python}, {len(fn.environment.pypi)} requirements)",
+        progress,
+    ):
+        lock = resolver.resolve(fn.environment, runtime_requirements(interface))
+
+    with tempfile.TemporaryDirectory(prefix="satchel-export-") as tmp:
+        tmpdir = Path(tmp)
+        with step(f"Mirroring {len(lock.packages)} package files into {target.url}", progress):
+            for pkg in lock.packages:
+                if not target.has_blob(pkg.sha256):
+                    local = cache.path(pkg.sha256)
+                    if not local.is_file():
+                        downloaded = resolver.download(pkg, tmpdir / pkg.filename)
+                        local = cache.add_file(downloaded, pkg.sha256)
+                    target.put_blob(local, pkg.sha256)
+        with step(f"Writing code and {len(fn.bound)} artifacts", progress):
+            code_path = tmpdir / "code.zip"
+            code_path.write_bytes(captured.data)
+            code_digest = target.put_blob(code_path)
+            artifacts = []
+            for art_name, value in sorted(fn.bound.items()):
+                path = _pickle_artifact(art_name, value, tmpdir)
+                digest = target.put_blob(path)
+                artifacts.append(
+                    {
+                        "name": art_name,
+                        "blob": digest,
+                        "size": path.stat().st_size,
+                        "serializer": "pickle-5",
+                        "python_type": f"{type(value).__module__}.{type(value).__qualname__}",
+                    }
+                )
+
+    environment = lock.to_dict()
+    environment["id"] = environment.pop("env_id")
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "name": name,
+        "version": 0,
+        "function": {**_function_doc(fn), "module": captured.module, "qualname": captured.qualname},
+        "interface": interface,
+        "code": {"blob": code_digest, "size": len(captured.data), "modules": list(captured.files)},
+        "artifacts": artifacts,
+        "environment": environment,
+        "provenance": _provenance(),
+    }
+    ref = publish(target, doc)
+    if progress:
+        from satchel._ui import console
+
+        console().print(f"[green]✓[/green] Exported [bold]{ref}[/bold]")
+    return ref

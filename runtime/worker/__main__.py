@@ -1,0 +1,3 @@
+from satchel.runtime.worker.main import main
+
+main()

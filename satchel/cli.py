@@ -1,0 +1,360 @@
+"""The `satchel` command: a thin layer over the same functions Python users call."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import json
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from satchel.errors import SatchelError
+
+
+class _Group(click.Group):
+    """Turns Satchel's own errors into one short red line and exit status 1 (tracebacks with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (SatchelError, ValueError, FileNotFoundError) as exc:
+            if os.environ.get("SATCHEL_DEBUG"):
+                raise
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(1)
+
+
+def _out(text: str) -> None:
+    click.echo(text)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="satchel")
+def main() -> None:
+    """Pack functions with their artifacts and environments; call them anywhere.
+
+    Set SATCHEL_STORE for the default store and SATCHEL_HOME for local caches;
+    SATCHEL_DEBUG=1 shows tracebacks.
+    """
+
+
+# -- export -------------------------------------------------------------------------------------------
+
+
+def _import_target(target: str):
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise click.BadParameter(
+            f"{target!r}: expected MODULE:FUNCTION, e.g. textutil:describe", param_hint="TARGET"
+        )
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    if module_name.endswith(".py") or "/" in module_name:
+        path = Path(module_name).resolve()
+        if not path.is_file():
+            raise click.BadParameter(f"file {module_name} not found", param_hint="TARGET")
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(
+            f"cannot import module {module_name!r}: {exc}", param_hint="TARGET"
+        ) from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise click.BadParameter(
+                f"module {module_name!r} has no attribute {attr!r}", param_hint="TARGET"
+            ) from None
+    return obj
+
+
+@main.command()
+@click.argument("target", metavar="MODULE:FUNCTION")
+@click.option("--name", "-n", help="Bundle name (default: the function's name).")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+@click.option(
+    "--bind-pickle",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Bind parameter NAME to the value pickled in PATH (repeatable).",
+)
+def export(target: str, name: str | None, store: str | None, bind_pickle: tuple[str, ...]) -> None:
+    """Export a function as a bundle; prints its reference."""
+    from satchel.packager.function import Function, function
+
+    fn = _import_target(target)
+    if not isinstance(fn, Function):
+        if not callable(fn):
+            raise click.BadParameter(f"{target} is not a function", param_hint="TARGET")
+        fn = function(fn)
+    values = {}
+    for item in bind_pickle:
+        key, sep, path = item.partition("=")
+        if not sep or not key or not path:
+            raise click.BadParameter(f"{item!r}: expected NAME=PATH", param_hint="--bind-pickle")
+        try:
+            with open(path, "rb") as fh:
+                values[key] = pickle.load(fh)
+        except FileNotFoundError:
+            raise click.BadParameter(f"file {path} not found", param_hint="--bind-pickle") from None
+        except Exception as exc:
+            raise click.BadParameter(f"cannot unpickle {path}: {exc}", param_hint="--bind-pickle") from None
+    if values:
+        try:
+            fn = fn.bind(**values)
+        except TypeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--bind-pickle") from None
+    ref = fn.export(name=name, store=store, progress=True)
+    _out(str(ref))
+
+
+# -- call ---------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("ref")
+@click.option(
+    "--args", "-a", "args_json", default="{}", help="Arguments as a JSON object, by parameter name."
+)
+@click.option("--timeout", type=float, help="Seconds to wait for the result.")
+def call(ref: str, args_json: str, timeout: float | None) -> None:
+    """Call a bundle's function once; prints the JSON result."""
+    from satchel.bindings.jsonform import json_to_value, value_to_json
+    from satchel.runtime.load import load
+
+    try:
+        args = json.loads(args_json)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
+    if not isinstance(args, dict):
+        raise click.BadParameter("expected a JSON object of parameter names to values", param_hint="--args")
+    with load(ref, progress=True) as fn:
+        request = fn.schema["request"]
+        fields = {f["name"]: f for f in request["fields"]}
+        unknown = sorted(set(args) - set(fields))
+        if unknown:
+            raise click.BadParameter(
+                f"unknown parameter(s) {', '.join(unknown)}; {fn.ref.name} takes: {', '.join(fields) or 'nothing'}",
+                param_hint="--args",
+            )
+        full = dict(args)
+        for key, field in fields.items():
+            if key not in full and "default" in field:
+                full[key] = value_to_json(fn._defaults[key], field["type"])
+        missing = sorted(set(fields) - set(full))
+        if missing:
+            raise click.BadParameter(f"missing parameter(s): {', '.join(missing)}", param_hint="--args")
+        values = json_to_value(full, request)
+        kwargs = values if isinstance(values, dict) else dict(values)
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        result = fn(**kwargs)
+        _out(json.dumps(value_to_json(result, fn.schema["response"])))
+
+
+# -- inspect / verify / ls ------------------------------------------------------------------------------
+
+
+def _signature_text(doc: dict) -> str:
+    parts = []
+    for p in doc["function"]["parameters"]:
+        text = p["name"]
+        if p.get("annotation"):
+            text += f": {p['annotation']}"
+        if p.get("default"):
+            text += " = …"
+        parts.append(text)
+    ret = doc["function"].get("return_annotation")
+    return f"{doc['name']}({', '.join(parts)})" + (f" -> {ret}" if ret else "")
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@main.command(name="inspect")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole metadata document as JSON.")
+def inspect_cmd(ref: str, as_json: bool) -> None:
+    """Show what a bundle holds: signature, environment, artifacts, provenance."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from satchel.packager.bundle import read_bundle
+
+    bundle, _ = read_bundle(ref)
+    doc = bundle.doc
+    if as_json:
+        _out(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    con = Console(highlight=False)
+    con.print(f"[bold]{_signature_text(doc)}[/bold]")
+    con.print(f"  reference   {bundle.ref}")
+    if doc["function"].get("doc"):
+        con.print(f"  doc         {doc['function']['doc'].splitlines()[0]}")
+    portable = doc["interface"].get("portable", True)
+    con.print(f"  portable    {'yes' if portable else 'no (Python-only pickled values)'}")
+    if doc["function"].get("bound"):
+        con.print(f"  bound       {', '.join(doc['function']['bound'])}")
+    env = doc["environment"]
+    con.print(f"  environment {env['id']}  python {env['python']}  {env['platform']}  ({env['resolver']})")
+    con.print(f"  requested   {', '.join(env['requested']['pypi']) or '(nothing)'}")
+    runtime = {
+        r.split(">")[0].split("=")[0].split("<")[0].strip().lower()
+        for r in env.get("runtime_requirements", [])
+    }
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    for col in ("package", "version", "size", "sha256", ""):
+        table.add_column(col)
+    for pkg in env["packages"]:
+        mark = "runtime requirement" if pkg["name"].lower() in runtime else ""
+        table.add_row(pkg["name"], pkg["version"], _size(pkg.get("size")), pkg["sha256"][:16], mark)
+    con.print(table)
+    if bundle.artifacts:
+        arts = Table(show_edge=False, box=None)
+        for col in ("artifact", "type", "size", "sha256"):
+            arts.add_column(col)
+        for art in bundle.artifacts:
+            arts.add_row(art["name"], art.get("python_type", ""), _size(art.get("size")), art["blob"][:16])
+        con.print(arts)
+    prov = doc.get("provenance", {})
+    con.print(
+        f"  exported    {prov.get('created', '?')} by {prov.get('user', '?')}@{prov.get('host', '?')} "
+        f"(python {prov.get('python', '?')}, satchel {prov.get('satchel_version', '?')})"
+    )
+
+
+@main.command()
+@click.argument("ref")
+def verify(ref: str) -> None:
+    """Re-read every blob of a bundle from its store and check its sha256 (exit 1 on any failure)."""
+    import hashlib
+
+    from satchel.errors import BlobNotFound
+    from satchel.packager.bundle import read_bundle
+
+    bundle, store = read_bundle(ref)
+    failures = 0
+    for blob in bundle.blobs():
+        try:
+            digest = hashlib.sha256()
+            with store.open_blob(blob.digest) as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            ok = digest.hexdigest() == blob.digest
+            status = "ok" if ok else f"CORRUPT (hashes to {digest.hexdigest()[:16]}…)"
+        except BlobNotFound:
+            ok, status = False, "MISSING"
+        failures += not ok
+        click.secho(
+            f"{'✓' if ok else '✗'} {blob.what:<48} {blob.digest[:16]}  {status}", fg=None if ok else "red"
+        )
+    if failures:
+        click.secho(f"{failures} blob(s) of {bundle.ref} failed verification", fg="red", err=True)
+        sys.exit(1)
+    _out(f"all blobs of {bundle.ref} verified")
+
+
+@main.command(name="ls")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+def ls_cmd(store: str | None) -> None:
+    """List the bundles in a store."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from satchel.packager.bundle import list_names, list_versions
+    from satchel.packager.stores import open_store
+
+    target = open_store(store)
+    names = list_names(target)
+    if not names:
+        _out(f"no bundles in {target.url}")
+        return
+    table = Table(title=target.url, show_edge=False)
+    for col in ("name", "latest", "versions", "signature", "exported"):
+        table.add_column(col)
+    for name in names:
+        versions = list_versions(target, name)
+        doc = json.loads(target.read_document(f"bundles/{name}/{versions[-1]}.json"))
+        table.add_row(
+            name,
+            str(versions[-1]),
+            str(len(versions)),
+            _signature_text(doc),
+            doc.get("provenance", {}).get("created", ""),
+        )
+    Console(highlight=False, width=200).print(table)
+
+
+# -- env ----------------------------------------------------------------------------------------------
+
+
+@main.group()
+def env() -> None:
+    """Materialized environments in the local cache (SATCHEL_HOME)."""
+
+
+@env.command(name="ls")
+def env_ls() -> None:
+    """List materialized environments."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from satchel.runtime.environments import EnvironmentCache
+
+    cache = EnvironmentCache()
+    infos = cache.list()
+    if not infos:
+        _out(f"no environments in {cache.root}")
+        return
+    table = Table(show_edge=False)
+    for col in ("environment", "python", "size", "created", "last used"):
+        table.add_column(col)
+    for info in infos:
+        table.add_row(
+            info.env_id, info.python, _size(info.size), _fmt_time(info.created), _fmt_time(info.last_used)
+        )
+    Console(highlight=False, width=200).print(table)
+
+
+def _fmt_time(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        value = _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
+    if isinstance(value, _dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+@env.command(name="prune")
+@click.option("--older-than", type=float, metavar="DAYS", help="Remove environments unused for DAYS days.")
+@click.option("--all", "prune_all", is_flag=True, help="Remove every environment.")
+def env_prune(older_than: float | None, prune_all: bool) -> None:
+    """Remove materialized environments (they are rebuilt from the store when needed)."""
+    from satchel.runtime.environments import EnvironmentCache
+
+    if older_than is None and not prune_all:
+        raise click.UsageError("say what to remove: --older-than DAYS or --all")
+    age = _dt.timedelta(0) if prune_all else _dt.timedelta(days=older_than)
+    removed = EnvironmentCache().prune(older_than=age)
+    _out(f"removed {len(removed)} environment(s)" + (": " + ", ".join(removed) if removed else ""))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,163 @@
+"""The `satchel` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from satchel.packager.bundle import read_bundle
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def satchel_cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "satchel", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"satchel {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def cli_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("cli") / "store")
+
+
+@pytest.fixture(scope="module")
+def exported(cli_store: str) -> str:
+    out = satchel_cli(
+        "export", "tests.functions.textutil:describe", "--name", "describe", "--store", cli_store
+    )
+    ref = out.stdout.strip()
+    assert ref.startswith(Path(cli_store).as_uri() + "#describe:1")
+    return ref
+
+
+def test_help_everywhere() -> None:
+    for args in (
+        [],
+        ["export"],
+        ["call"],
+        ["inspect"],
+        ["verify"],
+        ["ls"],
+        ["env"],
+        ["env", "ls"],
+        ["env", "prune"],
+    ):
+        out = satchel_cli(*args, "--help")
+        assert "Usage:" in out.stdout
+
+
+def test_call_prints_json(exported: str) -> None:
+    out = satchel_cli("call", exported, "--args", '{"n": 1200000}')
+    assert json.loads(out.stdout) == "1.2 million"
+    out = satchel_cli("call", exported, "--args", '{"n": 2000000, "suffix": "!"}')
+    assert json.loads(out.stdout) == "2.0 million!"
+
+
+def test_call_bad_args(exported: str) -> None:
+    out = satchel_cli("call", exported, "--args", '{"n": "many"}', check=False)
+    assert out.returncode != 0 and "$.n: expected an integer, got string 'many'" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = satchel_cli("call", exported, "--args", '{"x": 1}', check=False)
+    assert out.returncode != 0 and "unknown parameter" in out.stderr and "x" in out.stderr
+    out = satchel_cli("call", exported, "--args", "not json", check=False)
+    assert out.returncode != 0 and "JSON" in out.stderr
+
+
+def test_inspect(exported: str) -> None:
+    out = satchel_cli("inspect", exported)
+    assert "describe(n: int, suffix: str = …) -> str" in out.stdout
+    assert "humanize" in out.stdout and "4.12.1" in out.stdout
+    assert "runtime requirement" in out.stdout  # fastavro, added for the worker
+    doc = json.loads(satchel_cli("inspect", exported, "--json").stdout)
+    assert doc["name"] == "describe" and doc["format_version"] == 1
+
+
+def test_ls(exported: str, cli_store: str) -> None:
+    out = satchel_cli("ls", "--store", cli_store)
+    assert "describe" in out.stdout
+    empty = satchel_cli("ls", "--store", cli_store + "-empty")
+    assert "no bundles" in empty.stdout
+
+
+def test_verify_detects_corruption(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ref = satchel_cli("export", "tests.functions.textutil:add", "--store", str(store)).stdout.strip()
+    ok = satchel_cli("verify", ref)
+    assert "verified" in ok.stdout
+    bundle, _ = read_bundle(ref)
+    digest = bundle.doc["code"]["blob"]
+    blob = store / "blobs" / "sha256" / digest[:2] / digest
+    blob.chmod(0o644)
+    blob.write_bytes(b"tampered")
+    bad = satchel_cli("verify", ref, check=False)
+    assert bad.returncode == 1
+    assert "CORRUPT" in bad.stdout and "code package" in bad.stdout
+    pkg = bundle.doc["environment"]["packages"][0]["sha256"]
+    (store / "blobs" / "sha256" / pkg[:2] / pkg).unlink()
+    bad = satchel_cli("verify", ref, check=False)
+    assert bad.returncode == 1 and "MISSING" in bad.stdout
+
+
+def test_export_with_bind_pickle(tmp_path: Path) -> None:
+    weights = tmp_path / "weights.pkl"
+    weights.write_bytes(pickle.dumps([1.0, 1.0]))
+    bias = tmp_path / "bias.pkl"
+    bias.write_bytes(pickle.dumps(10.0))
+    store = tmp_path / "store"
+    ref = satchel_cli(
+        "export",
+        "tests.functions.textutil:predict",
+        "--name",
+        "lin",
+        "--store",
+        str(store),
+        "--bind-pickle",
+        f"weights={weights}",
+        "--bind-pickle",
+        f"bias={bias}",
+    ).stdout.strip()
+    out = satchel_cli("call", ref, "--args", '{"rows": [[1, 2], [3, 4]]}')
+    assert json.loads(out.stdout) == [13.0, 17.0]
+    bad = satchel_cli(
+        "export",
+        "tests.functions.textutil:predict",
+        "--store",
+        str(store),
+        "--bind-pickle",
+        "nope",
+        check=False,
+    )
+    assert bad.returncode != 0 and "NAME=PATH" in bad.stderr
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    out = satchel_cli("call", f"{tmp_path.as_uri()}#ghost", check=False)
+    assert out.returncode == 1 and "no bundle named 'ghost'" in out.stderr and "Traceback" not in out.stderr
+    out = satchel_cli("export", "tests.functions.textutil:nothing", check=False)
+    assert out.returncode != 0 and "has no attribute 'nothing'" in out.stderr
+
+
+def test_env_ls_and_prune(exported: str, tmp_path: Path) -> None:
+    home = {"SATCHEL_HOME": str(tmp_path / "home")}
+    assert "no environments" in satchel_cli("env", "ls", env=home).stdout
+    satchel_cli("call", exported, "--args", '{"n": 5}', env=home)
+    listed = satchel_cli("env", "ls", env=home).stdout
+    assert "3.11" in listed
+    assert "removed 0" in satchel_cli("env", "prune", "--older-than", "30", env=home).stdout
+    assert "removed 1" in satchel_cli("env", "prune", "--all", env=home).stdout
+    assert "no environments" in satchel_cli("env", "ls", env=home).stdout
