@@ -20,7 +20,7 @@ import fastavro
 
 from satchel.errors import ArgumentError, ProtocolError, SchemaError
 
-from . import _avro, convert
+from . import _avro, convert, logical
 from .fingerprint import fingerprint64
 
 __all__ = ["Codec", "RequestCodec"]
@@ -64,10 +64,12 @@ class Codec:
             self._parsed = fastavro.parse_schema(schema)
         except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, ValueError...
             raise SchemaError(f"invalid Avro schema: {exc}") from exc
+        self._path = path
         self._to_datum = convert.to_datum_converter(schema, path=path)
         self._from_datum = convert.from_datum_converter(schema)
         node = _avro.parse(schema)
         self._raw_bytes = node.type == "bytes"
+        self._raw_ndarray = self._raw_bytes and node.logical == _avro.NDARRAY
         self.fingerprint: int = fingerprint64(schema)
 
     @property
@@ -77,6 +79,22 @@ class Codec:
     def encode(self, value: Any) -> bytes:
         """The Avro binary encoding of `value`; ArgumentError when it does not fit the schema."""
         return self.encode_datum(self._to_datum(value))
+
+    def encode_parts(self, value: Any) -> list[Any]:
+        """`encode(value)` as parts whose concatenation is the encoding (for a transport's send).
+
+        For a schema that is a plain satchel.ndarray this avoids copying the array: the parts are
+        the Avro length prefix, the .npy header and a view of the array's memory (so do not modify
+        the array until the parts are sent). Otherwise a single part.
+        """
+        if self._raw_ndarray and logical.is_ndarray(value):
+            try:
+                parts = logical.ndarray_parts(value)
+            except ValueError as exc:
+                raise ArgumentError(f"{self._path}: {exc}") from None
+            size = sum(len(memoryview(p)) for p in parts)
+            return [_write_long(size), *parts]
+        return [self.encode(value)]
 
     def decode(self, data: bytes | bytearray | memoryview) -> Any:
         """The Python value encoded in `data` (all of it); ProtocolError when malformed."""

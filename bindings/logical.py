@@ -50,6 +50,7 @@ __all__ = [
     "encode_dataframe",
     "encode_decimal",
     "encode_ndarray",
+    "ndarray_parts",
     "encode_pickle",
     "is_arrow_table",
     "is_dataframe",
@@ -109,6 +110,16 @@ def is_dataframe(value: Any) -> bool:
 
 def encode_ndarray(array: Any) -> bytes:
     """The `.npy` bytes of `array` (any shape, C or Fortran order, 0-d included; no object dtype)."""
+    parts = ndarray_parts(array)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def ndarray_parts(array: Any) -> list[Any]:
+    """The `.npy` bytes of `array` as parts to send one after the other, without copying its memory.
+
+    A contiguous array gives [header, a uint8 view of the array's own buffer]; others one bytes object.
+    Do not modify the array before the parts are sent.
+    """
     np = require("numpy")
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected numpy.ndarray, got {type(array).__name__}")
@@ -124,13 +135,13 @@ def encode_ndarray(array: Any) -> bytes:
     if write_header is None or not (array.flags.c_contiguous or array.flags.f_contiguous):
         out = io.BytesIO()
         np.lib.format.write_array(out, array, version=None, allow_pickle=False)
-        return out.getvalue()
-    # contiguous: numpy's own header, then the array's memory itself (one copy, into the result)
+        return [out.getvalue()]
+    # contiguous: numpy's own header, then the array's memory itself
     fortran = not array.flags.c_contiguous
     header = io.BytesIO()
     write_header(header, np.lib.format.header_data_from_array_1_0(array))
     body = (array.T if fortran else array).reshape(-1).view(np.uint8)
-    return b"".join((header.getvalue(), body))
+    return [header.getvalue(), memoryview(body)]
 
 
 def _npy_header_writer(np: Any) -> Any:

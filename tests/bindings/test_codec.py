@@ -17,7 +17,7 @@ from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.convert import to_datum_converter
 from satchel.bindings.fingerprint import fingerprint64
 from satchel.bindings.schema import Param, request_schema, response_schema, signature_params
-from satchel.errors import ProtocolError, SchemaError
+from satchel.errors import ArgumentError, ProtocolError, SchemaError
 
 from .models import Color, Point, Row
 
@@ -136,3 +136,22 @@ def test_empty_request():
 def test_request_with_param_helper():
     codec = RequestCodec(request_schema("f", [Param("x", int, 5)]))
     assert codec.decode_call(codec.encode_call({})) == {"x": 5}
+
+
+def test_encode_parts_does_not_copy_arrays():
+    codec = Codec(response_schema("f", np.ndarray))
+    for array in [
+        np.arange(1000.0),
+        np.asfortranarray(np.arange(12).reshape(3, 4)),
+        np.arange(20)[::3],
+        np.array(1),
+    ]:
+        parts = codec.encode_parts(array)
+        assert b"".join(parts) == codec.encode(array)
+        np.testing.assert_array_equal(codec.decode(b"".join(parts)), array)
+        if array.flags.c_contiguous or array.flags.f_contiguous:
+            assert np.shares_memory(np.frombuffer(parts[-1], dtype=np.uint8), array)
+    other = Codec(response_schema("f", list[int]))
+    assert other.encode_parts([1, 2]) == [other.encode([1, 2])]
+    with pytest.raises(ArgumentError, match="^return: a numpy array of dtype object"):
+        Codec(response_schema("f", np.ndarray), path="return").encode_parts(np.array([None]))
