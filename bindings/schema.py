@@ -142,9 +142,9 @@ def is_portable(schema: Any) -> bool:
     if isinstance(schema, dict):
         if schema.get("logicalType") == _avro.PICKLE:
             return False
-        return all(
-            is_portable(v) for k, v in schema.items() if k in ("type", "items", "values", "fields")
-        ) and all(is_portable(f.get("type")) for f in schema.get("fields") or () if isinstance(f, dict))
+        parts = [schema.get(key) for key in ("type", "items", "values")]
+        parts += [f.get("type") for f in schema.get("fields") or () if isinstance(f, dict)]
+        return all(is_portable(part) for part in parts if isinstance(part, (dict, list)))
     return True
 
 

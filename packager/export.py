@@ -40,7 +40,9 @@ def interface_of(fn: Function) -> dict[str, Any]:
     hints = fn.type_hints()
     _reject_variadic(fn)
     params = [
-        Param(name=p.name, annotation=hints.get(p.name, inspect.Parameter.empty), default=p.default)
+        Param(
+            name=p.name, annotation=hints.get(p.name, inspect.Parameter.empty), default=p.default, kind=p.kind
+        )
         for p in fn.signature.parameters.values()
     ]
     request = request_schema(fn.name, params, allow_pickle=fn.allow_pickle)
@@ -70,6 +72,23 @@ def _reject_variadic(fn: Function) -> None:
                 f"parameter {star}{p.name} of {fn.name!r}: variadic parameters have no schema; "
                 "declare each parameter explicitly"
             )
+
+
+def _rename_main(interface: dict[str, Any], module: str) -> dict[str, Any]:
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items()}
+            if isinstance(out.get("python"), str) and out["python"].startswith("__main__:"):
+                out["python"] = module + out["python"][len("__main__") :]
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    renamed = walk(interface)
+    renamed["request_fingerprint"] = fingerprint_hex(renamed["request"])
+    renamed["response_fingerprint"] = fingerprint_hex(renamed["response"])
+    return renamed
 
 
 def runtime_requirements(interface: dict[str, Any]) -> list[str]:
@@ -139,6 +158,8 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
     with step(f"Interface of {name}", progress):
         interface = interface_of(fn)
         captured = code_capture.capture(fn.func)
+        if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
+            interface = _rename_main(interface, captured.module)
     resolver = get_resolver("uv")
     with step(
         f"Resolving environment (python {fn.environment.python}, {len(fn.environment.pypi)} requirements)",
@@ -181,7 +202,12 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
         "kind": KIND,
         "name": name,
         "version": 0,
-        "function": {**_function_doc(fn), "module": captured.module, "qualname": captured.qualname},
+        "function": {
+            **_function_doc(fn),
+            "module": captured.module,
+            "qualname": captured.qualname,
+            "source_module": fn.func.__module__,
+        },
         "interface": interface,
         "code": {"blob": code_digest, "size": len(captured.data), "modules": list(captured.files)},
         "artifacts": artifacts,

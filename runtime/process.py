@@ -101,8 +101,14 @@ class WorkerProcess:
         if message.kind == env.Kind.STARTUP_ERROR:
             error = env.decode_error(message.payload)
             self._reap()
+            hint = ""
+            if error.type == "ModuleNotFoundError":
+                hint = (
+                    "\n\nThe function's code imports a package its environment lacks: add it to "
+                    "Environment(pypi=[...]) and export again."
+                )
             raise WorkerStartupError(
-                f"{self.label} could not start: {error.type}: {error.message}\n\n{error.traceback.rstrip()}"
+                f"{self.label} could not start: {error.type}: {error.message}{hint}\n\n{error.traceback.rstrip()}"
             )
         if message.kind != env.Kind.READY:
             self.kill()

@@ -72,8 +72,7 @@ class LoadedFunction:
         self._transport = transport
         self._request = RequestCodec(bundle.request_schema)
         self._response = Codec(bundle.response_schema)
-        self._defaults = self._request.defaults()
-        self._signature = build_signature(bundle, self._defaults)
+        self._signature = build_signature(bundle, self._request.defaults())
         self._param_names = set(self._signature.parameters)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -84,6 +83,9 @@ class LoadedFunction:
             "code_dir": str(local.code_dir),
             "module": bundle.function["module"],
             "qualname": bundle.function["qualname"],
+            "main_alias": bundle.function["module"]
+            if bundle.function.get("source_module") == "__main__"
+            else None,
             "artifacts": {name: str(path) for name, path in local.artifacts.items()},
             "request_schema": bundle.request_schema,
             "response_schema": bundle.response_schema,
@@ -109,6 +111,11 @@ class LoadedFunction:
     @property
     def schema(self) -> dict:
         return {"request": self._bundle.request_schema, "response": self._bundle.response_schema}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The default value of each parameter that has one."""
+        return self._request.defaults()
 
     @property
     def worker_pid(self) -> int | None:

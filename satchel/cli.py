@@ -129,6 +129,7 @@ def export(target: str, name: str | None, store: str | None, bind_pickle: tuple[
 def call(ref: str, args_json: str, timeout: float | None) -> None:
     """Call a bundle's function once; prints the JSON result."""
     from satchel.bindings.jsonform import json_to_value, value_to_json
+    from satchel.bindings.schema import named_types
     from satchel.runtime.load import load
 
     try:
@@ -147,9 +148,11 @@ def call(ref: str, args_json: str, timeout: float | None) -> None:
                 param_hint="--args",
             )
         full = dict(args)
+        named = named_types(request)
+        defaults = fn.defaults
         for key, field in fields.items():
             if key not in full and "default" in field:
-                full[key] = value_to_json(fn._defaults[key], field["type"])
+                full[key] = value_to_json(defaults[key], field["type"], named=named)
         missing = sorted(set(fields) - set(full))
         if missing:
             raise click.BadParameter(f"missing parameter(s): {', '.join(missing)}", param_hint="--args")

@@ -256,12 +256,17 @@ def test_bind_artifacts(store: str) -> None:
         bound.bind(bias=1.0)
 
 
-def test_other_python_version(store: str) -> None:
-    if "3.12" not in _available():
-        pytest.skip("this machine has no Python 3.12")
-    fn312 = satchel.function(textutil.whereami.func, environment=satchel.Environment(python="3.12"))
-    with satchel.load(fn312.export(name="where312", store=store)) as fn:
-        assert fn()["version"].startswith("3.12.")
+@pytest.mark.parametrize("version", ["3.9", "3.12", "3.13"])
+def test_other_python_versions(store: str, version: str) -> None:
+    """The worker (and the bindings it ships) runs on every Python the machine has, 3.9 and up."""
+    if version not in _available():
+        pytest.fail(f"this machine kind is expected to have Python {version}; found {_available()}")
+    fn_v = satchel.function(textutil.whereami.func, environment=satchel.Environment(python=version))
+    with satchel.load(fn_v.export(name=f"where{version.replace('.', '')}", store=store)) as fn:
+        assert fn()["version"].startswith(version + ".")
+    scaled = satchel.function(textutil.scale.func, environment=satchel.Environment(python=version))
+    with satchel.load(scaled.export(name=f"scale{version.replace('.', '')}", store=store)) as fn:
+        assert fn([1.0, 2.5], 2.0, offset=0.5) == [2.5, 5.5]
 
 
 def _available() -> list[str]:
@@ -314,3 +319,42 @@ def test_corrupt_blob_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(satchel.BlobCorrupted) as info:
         satchel.load(ref)
     assert code in str(info.value) and "code package" in str(info.value)
+
+
+def test_function_from_a_script(tmp_path: Path) -> None:
+    """A function and a class defined in a script run as __main__ travel under the script's name."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from dataclasses import dataclass
+            import sys
+            import satchel
+
+            @dataclass
+            class Scaler:
+                factor: float
+
+            @dataclass
+            class Out:
+                value: float
+                label: str
+
+            @satchel.function(environment=satchel.Environment(python="3.11"))
+            def apply(scaler, x: float) -> Out:
+                return Out(scaler.factor * x, type(scaler).__module__)
+
+            if __name__ == "__main__":
+                print(apply.bind(scaler=Scaler(3.0)).export(name="apply", store=sys.argv[1]))
+            """
+        )
+    )
+    store = (tmp_path / "store").as_uri()
+    out = subprocess.run(
+        [sys.executable, str(script), store], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    with satchel.load(out.stdout.strip()) as fn:
+        assert fn.metadata["function"]["module"] == "train"
+        assert fn.schema["response"]["python"] == "train:Out"
+        assert fn(2.0) == {"value": 6.0, "label": "train"}

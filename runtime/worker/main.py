@@ -44,6 +44,19 @@ def _resolve(module_name: str, qualname: str) -> Callable[..., Any]:
     return getattr(obj, "func", obj)  # a (shimmed) satchel.Function wraps the plain function
 
 
+class _Unpickler(pickle.Unpickler):
+    """Finds classes a script defined in `__main__` in the module the script is shipped as."""
+
+    def __init__(self, fh: Any, main_alias: str | None) -> None:
+        super().__init__(fh)
+        self.main_alias = main_alias
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__" and self.main_alias:
+            module = self.main_alias
+        return super().find_class(module, name)
+
+
 def _error_payload(exc: BaseException) -> bytes:
     kind = type(exc)
     name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         bound = {}
         for name, path in spec["artifacts"].items():
             with open(path, "rb") as fh:
-                bound[name] = pickle.load(fh)
+                bound[name] = _Unpickler(fh, spec.get("main_alias")).load()
         request = RequestCodec(spec["request_schema"])
         response = Codec(spec["response_schema"])
     except BaseException as exc:  # report why we could not start, then exit

@@ -401,3 +401,29 @@ def test_date_is_not_datetime():
         codec(datetime.date).encode(datetime.datetime(2020, 1, 1))
     with pytest.raises(ArgumentError, match="expected datetime, got str"):
         codec(datetime.datetime).encode("2020-01-01")
+
+
+def test_named_type_referenced_inside_a_union_decodes_to_the_class():
+    codec = RequestCodec(
+        request_schema(
+            "f",
+            [
+                Param("a", Point),
+                Param("b", Optional[Point]),
+                Param("c", Union[Color, int]),
+                Param("d", Optional[Tree]),
+            ],
+        )
+    )
+    arguments = {"a": Point(1), "b": Point(2), "c": Color.BLUE, "d": Tree(1, [Tree(2)])}
+    assert codec.decode_call(codec.encode_call(arguments)) == arguments
+    arguments = {"a": Point(1), "b": None, "c": 5, "d": None}
+    assert codec.decode_call(codec.encode_call(arguments)) == arguments
+
+
+def test_none_schema():
+    c = Codec("null")
+    assert c.encode(None) == b""
+    assert c.decode(b"") is None
+    with pytest.raises(ArgumentError, match="^value: expected None, got int 1$"):
+        c.encode(1)
