@@ -56,9 +56,6 @@ class Function:
         bound = f" bound={sorted(self.bound)}" if self.bound else ""
         return f"<satchel.Function {self.name}{self.signature}{bound}>"
 
-    def __get__(self, instance, owner=None):  # plain functions only: methods cannot be exported
-        return self
-
     @property
     def signature(self) -> inspect.Signature:
         """The signature callers see: the function's, minus bound parameters."""

@@ -358,3 +358,30 @@ def test_function_from_a_script(tmp_path: Path) -> None:
         assert fn.metadata["function"]["module"] == "train"
         assert fn.schema["response"]["python"] == "train:Out"
         assert fn(2.0) == {"value": 6.0, "label": "train"}
+
+
+def test_rehydrates_with_the_package_index_unreachable(describe_ref, tmp_path: Path) -> None:
+    """Package files come from the bundle's store, never from an index, when an environment is built."""
+    dead = "http://127.0.0.1:9"
+    env = {
+        **os.environ,
+        "SATCHEL_HOME": str(tmp_path / "home"),  # empty caches: the environment must be built now
+        "UV_INDEX_URL": dead + "/simple",
+        "UV_DEFAULT_INDEX": dead + "/simple",
+        "PIP_INDEX_URL": dead + "/simple",
+        "HTTP_PROXY": dead,
+        "HTTPS_PROXY": dead,
+        "ALL_PROXY": dead,
+    }
+    code = f"import satchel\nwith satchel.load({str(describe_ref)!r}) as fn: print(fn(1_200_000))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1.2 million"
+    assert any((tmp_path / "home" / "envs").iterdir())
+
+
+def test_workers_stop_when_the_caller_exits_without_closing(plain_refs) -> None:
+    code = f"import satchel\nfn = satchel.load({str(plain_refs['pid'])!r})\nprint(fn())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert _wait_gone(int(out.stdout))
