@@ -2,7 +2,9 @@
 
 `parse(schema)` turns an Avro schema (the JSON-able dict/list/str form) into a graph of `Node`s in
 which every named-type reference points at the node of its definition (so recursive types are
-cycles). The converters in `convert.py` and `jsonform.py` are built by walking that graph once.
+cycles). The converters in `convert.py` and `jsonform.py` are built by walking that graph once, each
+by a `MemoBuilder` (one function per named type, recursive ones too). `logical_kind(node)` says which
+of the logical types Satchel understands a node has.
 
 Standard library and `satchel.errors` only: the worker imports this.
 """
@@ -10,6 +12,7 @@ Standard library and `satchel.errors` only: the worker imports this.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from satchel.errors import SchemaError
@@ -18,6 +21,8 @@ PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "by
 NAMED_TYPES = frozenset({"record", "error", "enum", "fixed"})
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+Converter = Callable[[Any], Any]
 
 # logical types defined by the Avro spec that Satchel emits or understands
 TIMESTAMP_MICROS = "timestamp-micros"
@@ -162,63 +167,62 @@ class _Parser:
             logical = logical if isinstance(logical, str) else None
             if kind in PRIMITIVES:
                 return Node(kind, logical=logical, props=schema)
-            if kind in ("record", "error"):
-                full = named_fullname(schema, namespace)
-                node = Node("record", logical=logical, name=full, props=schema)
-                self.nodes[full] = node  # before the fields: they may refer to it
-                inner = namespace_of(full)
-                fields = schema.get("fields")
-                if not isinstance(fields, list):
-                    raise SchemaError(f"Avro record {full} has no list of fields")
-                for field in fields:
-                    if (
-                        not isinstance(field, dict)
-                        or not isinstance(field.get("name"), str)
-                        or "type" not in field
-                    ):
-                        raise SchemaError(f"malformed field in Avro record {full}: {field!r:.200}")
-                    node.fields.append(
-                        Field(
-                            field["name"],
-                            self.node(field["type"], inner),
-                            "default" in field,
-                            field.get("default"),
-                            field,
-                        )
-                    )
-                return node
-            if kind == "enum":
-                full = named_fullname(schema, namespace)
-                node = Node("enum", logical=logical, name=full, props=schema)
-                symbols = schema.get("symbols")
-                if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
-                    raise SchemaError(f"Avro enum {full} has no list of symbols")
-                node.symbols = list(symbols)
-                self.nodes[full] = node
-                return node
-            if kind == "fixed":
-                full = named_fullname(schema, namespace)
-                node = Node("fixed", logical=logical, name=full, props=schema)
-                size = schema.get("size")
-                if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-                    raise SchemaError(f"Avro fixed {full} has no valid size")
-                node.size = size
-                self.nodes[full] = node
-                return node
+            if kind in NAMED_TYPES:
+                return self.named(kind, schema, namespace, logical)
             if kind == "array":
                 node = Node("array", logical=logical, props=schema)
-                if "items" not in schema:
-                    raise SchemaError("Avro array without items")
-                node.items = self.node(schema["items"], namespace)
+                node.items = self.child(schema, "items", namespace)
                 return node
             if kind == "map":
                 node = Node("map", logical=logical, props=schema)
-                if "values" not in schema:
-                    raise SchemaError("Avro map without values")
-                node.values = self.node(schema["values"], namespace)
+                node.values = self.child(schema, "values", namespace)
                 return node
             return self.reference(kind, namespace)
         raise SchemaError(f"not an Avro schema: {schema!r:.200}")
+
+    def named(self, kind: str, schema: dict, namespace: str, logical: str | None) -> Node:
+        """The node of a record, error, enum or fixed definition (registered under its full name)."""
+        full = named_fullname(schema, namespace)
+        node = Node("record" if kind == "error" else kind, logical=logical, name=full, props=schema)
+        self.nodes[full] = node  # before the fields: they may refer to it
+        if kind == "enum":
+            symbols = schema.get("symbols")
+            if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+                raise SchemaError(f"Avro enum {full} has no list of symbols")
+            node.symbols = list(symbols)
+        elif kind == "fixed":
+            size = schema.get("size")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise SchemaError(f"Avro fixed {full} has no valid size")
+            node.size = size
+        else:
+            fields = schema.get("fields")
+            if not isinstance(fields, list):
+                raise SchemaError(f"Avro record {full} has no list of fields")
+            inner = namespace_of(full)
+            for field in fields:
+                if (
+                    not isinstance(field, dict)
+                    or not isinstance(field.get("name"), str)
+                    or "type" not in field
+                ):
+                    raise SchemaError(f"malformed field in Avro record {full}: {field!r:.200}")
+                node.fields.append(
+                    Field(
+                        field["name"],
+                        self.node(field["type"], inner),
+                        "default" in field,
+                        field.get("default"),
+                        field,
+                    )
+                )
+        return node
+
+    def child(self, schema: dict, key: str, namespace: str) -> Node:
+        """The node of an array's "items" or a map's "values"."""
+        if key not in schema:
+            raise SchemaError(f"Avro {schema['type']} without {key}")
+        return self.node(schema[key], namespace)
 
     def reference(self, name: str, namespace: str) -> Node:
         full = fullname(name, namespace)
@@ -232,6 +236,39 @@ class _Parser:
             if definition is not None:
                 return self.node(definition, namespace_of(candidate))
         raise SchemaError(f"unknown Avro type {name!r}")
+
+
+class MemoBuilder:
+    """Builds one function (a converter) per node of a parsed schema, each named type only once.
+
+    Subclasses say in `_build(node)` how to make the function of one node, calling `build` for the
+    nodes inside it. A named type may be used in many places, and a recursive one inside itself:
+    while its function is being built, `build` hands out a forwarding function that calls the
+    finished one.
+    """
+
+    def __init__(self) -> None:
+        self.memo: dict[int, Converter] = {}
+
+    def build(self, node: Node) -> Converter:
+        if node.name is None:
+            return self._build(node)
+        known = self.memo.get(id(node))
+        if known is not None:
+            return known
+        cell: list[Converter] = []
+
+        def forward(value: Any) -> Any:
+            return cell[0](value)
+
+        self.memo[id(node)] = forward
+        real = self._build(node)
+        cell.append(real)
+        self.memo[id(node)] = real
+        return real
+
+    def _build(self, node: Node) -> Converter:  # pragma: no cover - abstract
+        raise NotImplementedError
 
 
 def parse(schema: Any, *, named: dict[str, Any] | None = None, namespace: str = "") -> Node:
@@ -314,35 +351,65 @@ def split_python(attr: str) -> tuple[str, str]:
     return module, qualname
 
 
+# the base type each logical type Satchel understands applies to (on another, Avro says to ignore it)
+_LOGICAL_BASES = {
+    TIMESTAMP_MICROS: "long",
+    TIMESTAMP_MILLIS: "long",
+    DATE: "int",
+    DECIMAL: "string",
+    NDARRAY: "bytes",
+    ARROW: "bytes",
+    PICKLE: "bytes",
+}
+
+
+def logical_kind(node: Node) -> str | None:
+    """Which logical type Satchel understands a node has, or None: then it is its plain Avro type.
+
+    The node's logicalType when it is TIMESTAMP_MICROS or TIMESTAMP_MILLIS on a long, DATE on an
+    int, DECIMAL on a string, NDARRAY, ARROW or PICKLE on bytes; but PANDAS_PYTHON for an ARROW node
+    whose "python" attribute says it holds a pandas DataFrame. Any other logicalType, or one on
+    another base type, is ignored, as the Avro spec says.
+    """
+    lt = node.logical
+    if lt is None or _LOGICAL_BASES.get(lt) != node.type:
+        return None
+    if lt == ARROW and node.props.get("python") == PANDAS_PYTHON:
+        return PANDAS_PYTHON
+    return lt
+
+
+# python_type_name of each logical kind and of each primitive type
+_LOGICAL_NAMES = {
+    TIMESTAMP_MICROS: "datetime",
+    TIMESTAMP_MILLIS: "datetime",
+    DATE: "date",
+    DECIMAL: "Decimal",
+    NDARRAY: "numpy.ndarray",
+    ARROW: "pyarrow.Table",
+    PANDAS_PYTHON: "pandas.DataFrame",
+    PICKLE: "a picklable value",
+}
+_PYTHON_NAMES = {
+    "null": "None",
+    "boolean": "bool",
+    "int": "int",
+    "long": "int",
+    "float": "float",
+    "double": "float",
+    "string": "str",
+    "bytes": "bytes",
+}
+
+
 def python_type_name(node: Node) -> str:
     """The Python type a node stands for, as people write it: int, list[str], Point, int | None."""
-    logical = node.logical
+    special = logical_kind(node)
+    if special is not None:
+        return _LOGICAL_NAMES[special]
     kind = node.type
-    if logical is not None:
-        if logical in (TIMESTAMP_MICROS, TIMESTAMP_MILLIS) and kind == "long":
-            return "datetime"
-        if logical == DATE and kind == "int":
-            return "date"
-        if logical == DECIMAL and kind == "string":
-            return "Decimal"
-        if logical == NDARRAY and kind == "bytes":
-            return "numpy.ndarray"
-        if logical == ARROW and kind == "bytes":
-            return "pandas.DataFrame" if node.props.get("python") == PANDAS_PYTHON else "pyarrow.Table"
-        if logical == PICKLE and kind == "bytes":
-            return "a picklable value"
-    if kind == "null":
-        return "None"
-    if kind == "boolean":
-        return "bool"
-    if kind in ("int", "long"):
-        return "int"
-    if kind in ("float", "double"):
-        return "float"
-    if kind == "string":
-        return "str"
-    if kind == "bytes":
-        return "bytes"
+    if kind in _PYTHON_NAMES:
+        return _PYTHON_NAMES[kind]
     if kind == "fixed":
         return f"bytes of length {node.size}"
     if kind == "array":

@@ -51,7 +51,7 @@ from typing import Any
 from satchel.errors import ArgumentError, ProtocolError, SchemaError
 
 from . import _avro, logical
-from ._avro import Node
+from ._avro import Converter, Node
 
 __all__ = [
     "to_datum_converter",
@@ -66,8 +66,6 @@ EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = 719163  # datetime.date(1970, 1, 1).toordinal()
 LONG_RANGE = (-(1 << 63), (1 << 63) - 1)
 INT_RANGE = (-(1 << 31), (1 << 31) - 1)
-
-Converter = Callable[[Any], Any]
 
 _MISSING = object()
 _NOT_RECORDS = (str, bytes, bytearray, memoryview, int, float, complex, list, tuple, set, frozenset)
@@ -116,8 +114,11 @@ class _Mismatch(Exception):
         return f"{self.where(prefix)}: {self.message}"
 
 
-def _fail(expected: str, value: Any, detail: str | None = None) -> _Mismatch:
-    message = f"expected {expected}, got {describe_value(value)}"
+def _fail(
+    expected: str, value: Any, detail: str | None = None, describe: Callable[[Any], str] = describe_value
+) -> _Mismatch:
+    """The mismatch "expected <expected>, got <describe(value)> (<detail>)"."""
+    message = f"expected {expected}, got {describe(value)}"
     if detail:
         message += f" ({detail})"
     return _Mismatch(message, detail)
@@ -146,6 +147,16 @@ def _is_sequence(value: Any) -> bool:
 
 def _segment_for_field(name: str) -> str:
     return "." + name if _avro.is_valid_name(name) else f"[{name!r}]"
+
+
+def _field_default(record: Node, field: _avro.Field) -> Any:
+    """The datum of a record field's default, or _MISSING when it has none."""
+    if not field.has_default:
+        return _MISSING
+    try:
+        return _default_datum(field.node, field.default)
+    except ValueError as exc:
+        raise SchemaError(f"bad default of field {field.name!r} of {record.name}: {exc}") from None
 
 
 class _ClassRef:
@@ -204,33 +215,12 @@ def from_datum_converter(schema: Any, *, named: dict[str, Any] | None = None) ->
 # --- Python -> datum ------------------------------------------------------------------------------
 
 
-class _ToDatum:
-    def __init__(self) -> None:
-        self.memo: dict[int, Converter] = {}
-
-    def build(self, node: Node) -> Converter:
-        if node.name is None:
-            return self._build(node)
-        known = self.memo.get(id(node))
-        if known is not None:
-            return known
-        cell: list[Converter] = []
-
-        def forward(value: Any) -> Any:
-            return cell[0](value)
-
-        self.memo[id(node)] = forward
-        real = self._build(node)
-        cell.append(real)
-        self.memo[id(node)] = real
-        return real
-
+class _ToDatum(_avro.MemoBuilder):
     def _build(self, node: Node) -> Converter:
-        kind, lt = node.type, node.logical
-        if lt is not None:
-            special = self._logical(node)
-            if special is not None:
-                return special
+        special = _avro.logical_kind(node)
+        if special is not None:
+            return _TO_LOGICAL[special]
+        kind = node.type
         if kind == "null":
             return _null
         if kind == "boolean":
@@ -259,24 +249,6 @@ class _ToDatum:
             return self._union(node)
         raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover - parse() rejects it
 
-    def _logical(self, node: Node) -> Converter | None:
-        kind, lt = node.type, node.logical
-        if kind == "long" and lt == _avro.TIMESTAMP_MICROS:
-            return _timestamp(1)
-        if kind == "long" and lt == _avro.TIMESTAMP_MILLIS:
-            return _timestamp(1000)
-        if kind == "int" and lt == _avro.DATE:
-            return _date
-        if kind == "string" and lt == _avro.DECIMAL:
-            return _decimal
-        if kind == "bytes" and lt == _avro.NDARRAY:
-            return _ndarray
-        if kind == "bytes" and lt == _avro.ARROW:
-            return _dataframe if node.props.get("python") == _avro.PANDAS_PYTHON else _arrow
-        if kind == "bytes" and lt == _avro.PICKLE:
-            return _pickle
-        return None
-
     def _array(self, node: Node) -> Converter:
         assert node.items is not None
         item = self.build(node.items)
@@ -288,13 +260,9 @@ class _ToDatum:
                 raise _fail(expected, value)
             try:
                 return [item(x) for x in value]
-            except _Mismatch:
+            except _Mismatch:  # convert again, item by item, to say which one
                 for index, x in enumerate(value):
-                    try:
-                        item(x)
-                    except _Mismatch as exc:
-                        exc.segments.append(f"[{index}]")
-                        raise
+                    _at(f"[{index}]", item, x)
                 raise
 
         return convert
@@ -309,29 +277,20 @@ class _ToDatum:
                 raise _fail(expected, value)
             try:
                 return {_map_key(key, value, expected): val(x) for key, x in value.items()}
-            except _Mismatch:
+            except _Mismatch:  # convert again, value by value, to say which one
                 for key, x in value.items():
                     _map_key(key, value, expected)
-                    try:
-                        val(x)
-                    except _Mismatch as exc:
-                        exc.segments.append(f"[{key!r}]")
-                        raise
+                    _at(f"[{key!r}]", val, x)
                 raise
 
         return convert
 
     def _record(self, node: Node) -> Converter:
         expected = _avro.python_type_name(node)
-        specs = []
-        for field in node.fields:
-            default = _MISSING
-            if field.has_default:
-                try:
-                    default = _default_datum(field.node, field.default)
-                except ValueError as exc:
-                    raise SchemaError(f"bad default of field {field.name!r} of {node.name}: {exc}") from None
-            specs.append((field.name, self.build(field.node), default, _segment_for_field(field.name)))
+        specs = [
+            (field.name, self.build(field.node), _field_default(node, field), _segment_for_field(field.name))
+            for field in node.fields
+        ]
         if node.python == _avro.TUPLE_PYTHON:
             return _tuple_record(specs, expected)
         names = frozenset(spec[0] for spec in specs)
@@ -409,6 +368,18 @@ class _ToDatum:
             raise _fail(expected, value, first.detail if len(ranked) == 1 else None)
 
         return convert
+
+
+def _at(segment: str, conv: Converter, value: Any) -> Any:
+    """`conv(value)`, where a mismatch happens at `segment` ("[2]", ".price") of the value converted.
+
+    For error paths: the converters' loops do the same inline, saving a call per item.
+    """
+    try:
+        return conv(value)
+    except _Mismatch as exc:
+        exc.segments.append(segment)
+        raise
 
 
 def _map_key(key: Any, mapping: Any, expected: str) -> str:
@@ -571,28 +542,28 @@ def _decimal(value: Any) -> Any:
         raise _fail("Decimal", value, "not a decimal number") from None
 
 
-def _ndarray(value: Any) -> Any:
-    if not logical.is_ndarray(value):
-        raise _fail("numpy.ndarray", value)
-    try:
-        return logical.encode_ndarray(value)
-    except ValueError as exc:
-        raise _Mismatch(str(exc), str(exc)) from None
+def _checked_encoder(accepts: Callable[[Any], bool], encode: Converter, expected: str) -> Converter:
+    """A converter of the values `accepts` recognises, by `encode`; its ValueError is a mismatch."""
+
+    def convert(value: Any) -> Any:
+        if not accepts(value):
+            raise _fail(expected, value)
+        try:
+            return encode(value)
+        except ValueError as exc:
+            raise _Mismatch(str(exc), str(exc)) from None
+
+    return convert
+
+
+_ndarray = _checked_encoder(logical.is_ndarray, logical.encode_ndarray, "numpy.ndarray")
+_dataframe = _checked_encoder(logical.is_dataframe, logical.encode_dataframe, "pandas.DataFrame")
 
 
 def _arrow(value: Any) -> Any:
     if not logical.is_arrow_table(value):
         raise _fail("pyarrow.Table", value)
-    return logical.encode_arrow(value)
-
-
-def _dataframe(value: Any) -> Any:
-    if not logical.is_dataframe(value):
-        raise _fail("pandas.DataFrame", value)
-    try:
-        return logical.encode_dataframe(value)
-    except ValueError as exc:
-        raise _Mismatch(str(exc), str(exc)) from None
+    return logical.encode_arrow(value)  # (its errors are not turned into mismatches)
 
 
 def _pickle(value: Any) -> Any:
@@ -602,26 +573,39 @@ def _pickle(value: Any) -> Any:
         raise _fail("a picklable value", value, str(exc)) from None
 
 
+# the converter of each logical kind (see _avro.logical_kind)
+_TO_LOGICAL: dict[str, Converter] = {
+    _avro.TIMESTAMP_MICROS: _timestamp(1),
+    _avro.TIMESTAMP_MILLIS: _timestamp(1000),
+    _avro.DATE: _date,
+    _avro.DECIMAL: _decimal,
+    _avro.NDARRAY: _ndarray,
+    _avro.ARROW: _arrow,
+    _avro.PANDAS_PYTHON: _dataframe,
+    _avro.PICKLE: _pickle,
+}
+
+
 def _scorer(node: Node) -> Callable[[Any], int]:
     """How well a Python value fits a union branch: 3 exact type, 2 close, 1 convertible, 0 not."""
-    kind, lt = node.type, node.logical
+    kind, special = node.type, _avro.logical_kind(node)
     if kind == "null":
         return lambda v: 3 if v is None else 0
-    if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+    if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
         return lambda v: 3 if isinstance(v, datetime.datetime) else 0
-    if kind == "int" and lt == _avro.DATE:
+    if special == _avro.DATE:
         return lambda v: 3 if isinstance(v, datetime.date) and not isinstance(v, datetime.datetime) else 0
-    if kind == "string" and lt == _avro.DECIMAL:
+    if special == _avro.DECIMAL:
         return lambda v: (
             3 if isinstance(v, decimal.Decimal) else (1 if _is_integral(v) or isinstance(v, str) else 0)
         )
-    if kind == "bytes" and lt == _avro.NDARRAY:
+    if special == _avro.NDARRAY:
         return lambda v: 3 if logical.is_ndarray(v) else 0
-    if kind == "bytes" and lt == _avro.ARROW:
-        if node.props.get("python") == _avro.PANDAS_PYTHON:
-            return lambda v: 3 if logical.is_dataframe(v) else 0
+    if special == _avro.PANDAS_PYTHON:
+        return lambda v: 3 if logical.is_dataframe(v) else 0
+    if special == _avro.ARROW:
         return lambda v: 3 if logical.is_arrow_table(v) else 0
-    if kind == "bytes" and lt == _avro.PICKLE:
+    if special == _avro.PICKLE:
         return lambda v: 1
     if kind == "boolean":
         return lambda v: 3 if (v is True or v is False) else (2 if _is_numpy_bool(v) else 0)
@@ -686,45 +670,12 @@ def _identity(datum: Any) -> Any:
     return datum
 
 
-class _FromDatum:
-    def __init__(self) -> None:
-        self.memo: dict[int, Converter] = {}
-
-    def build(self, node: Node) -> Converter:
-        if node.name is None:
-            return self._build(node)
-        known = self.memo.get(id(node))
-        if known is not None:
-            return known
-        cell: list[Converter] = []
-
-        def forward(datum: Any) -> Any:
-            return cell[0](datum)
-
-        self.memo[id(node)] = forward
-        real = self._build(node)
-        cell.append(real)
-        self.memo[id(node)] = real
-        return real
-
+class _FromDatum(_avro.MemoBuilder):
     def _build(self, node: Node) -> Converter:
-        kind, lt = node.type, node.logical
-        if kind == "long" and lt == _avro.TIMESTAMP_MICROS:
-            return _from_timestamp(1)
-        if kind == "long" and lt == _avro.TIMESTAMP_MILLIS:
-            return _from_timestamp(1000)
-        if kind == "int" and lt == _avro.DATE:
-            return _from_date
-        if kind == "string" and lt == _avro.DECIMAL:
-            return _from_decimal
-        if kind == "bytes" and lt == _avro.NDARRAY:
-            return logical.decode_ndarray
-        if kind == "bytes" and lt == _avro.ARROW:
-            if node.props.get("python") == _avro.PANDAS_PYTHON:
-                return logical.decode_dataframe
-            return logical.decode_arrow
-        if kind == "bytes" and lt == _avro.PICKLE:
-            return logical.decode_pickle
+        special = _avro.logical_kind(node)
+        if special is not None:
+            return _FROM_LOGICAL[special]
+        kind = node.type
         if kind in ("bytes", "fixed"):
             return _from_bytes
         if kind in _avro.PRIMITIVES:
@@ -796,14 +747,14 @@ class _FromDatum:
 
 def _datum_classes(node: Node) -> tuple[type, ...]:
     """Python classes a bare datum of this union branch can arrive as (from fastavro or to_datum)."""
-    kind, lt = node.type, node.logical
+    kind, special = node.type, _avro.logical_kind(node)
     if kind == "null":
         return (type(None),)
     if kind == "boolean":
         return (bool,)
-    if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+    if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
         return (datetime.datetime, int)
-    if kind == "int" and lt == _avro.DATE:
+    if special == _avro.DATE:
         return (datetime.date, int)
     if kind in ("int", "long"):
         return (int,)
@@ -858,6 +809,19 @@ def _from_enum(node: Node) -> Converter:
         return datum
 
     return convert
+
+
+# the converter back of each logical kind (see _avro.logical_kind)
+_FROM_LOGICAL: dict[str, Converter] = {
+    _avro.TIMESTAMP_MICROS: _from_timestamp(1),
+    _avro.TIMESTAMP_MILLIS: _from_timestamp(1000),
+    _avro.DATE: _from_date,
+    _avro.DECIMAL: _from_decimal,
+    _avro.NDARRAY: logical.decode_ndarray,
+    _avro.ARROW: logical.decode_arrow,
+    _avro.PANDAS_PYTHON: logical.decode_dataframe,
+    _avro.PICKLE: logical.decode_pickle,
+}
 
 
 def _maker(cls: type) -> Callable[[dict], Any]:

@@ -8,14 +8,22 @@ Fields (in order, Avro binary, no framing of its own — the transport delimits 
   caller: the call raised; payload = ERROR_SCHEMA record), READY (worker -> caller once started;
   payload = READY_SCHEMA record), STARTUP_ERROR (worker -> caller: it could not start or import the
   code; payload = ERROR_SCHEMA record), SHUTDOWN (caller -> worker: exit cleanly; empty payload),
-  CANCEL (caller -> worker: abandon call `call_id`; empty payload).
+  CANCEL (caller -> worker: abandon call `call_id`; empty payload). A worker answers every CALL
+  exactly once, with RESULT or ERROR, even a cancelled one; it ignores a CANCEL for a call it has
+  already answered. A call it interrupts, or drops because its deadline passed before it started,
+  is answered with an ERROR of type TIMEOUT_ERROR_TYPE. A worker may stop only Python code this
+  way; the caller decides how long to wait for that answer before it gives up on the worker.
 - `call_id` (long): chosen by the caller, echoed in the RESULT/ERROR of that call; 0 for messages
   about no call (READY, STARTUP_ERROR, SHUTDOWN).
 - `fingerprint` (long): CRC-64-AVRO of the payload's schema (fingerprint.fingerprint64), carried as
   a signed 64-bit two's-complement long on the wire and exposed here as the unsigned value; 0 when
   the payload has no schema (empty payloads). A receiver compares it with the schema it expects.
 - `deadline_ms` (long): absolute wall-clock time, in milliseconds since the Unix epoch (UTC), after
-  which the caller no longer wants the result; 0 means no deadline.
+  which the caller no longer wants the result; 0 means no deadline. Set on CALL only (0 on every
+  other kind). Absolute rather than relative so that time spent queued or in transit counts; a
+  worker that picks up a CALL whose deadline has passed answers ERROR (TIMEOUT_ERROR_TYPE) without
+  running it. Caller and worker read the same clock (one machine); across machines the caller
+  must allow for clock skew.
 - `payload` (bytes): the Avro binary encoding of the message's content (schemaless).
 
 Encoding never copies the payload: `encode_header` produces the bytes of every field up to and
@@ -44,6 +52,7 @@ __all__ = [
     "READY_SCHEMA",
     "ERROR_FINGERPRINT",
     "READY_FINGERPRINT",
+    "TIMEOUT_ERROR_TYPE",
     "encode_header",
     "encode_parts",
     "encode",
@@ -110,6 +119,10 @@ READY_SCHEMA: dict = {
     ],
 }
 """Payload of READY: the worker's process id, its Python version ("3.11.7") and Satchel version."""
+
+TIMEOUT_ERROR_TYPE = "satchel.errors.CallTimeout"
+"""The `type` of the ERROR answering a call that the worker interrupted after a CANCEL, or did not
+start because its `deadline_ms` had passed; the message says which."""
 
 ERROR_FINGERPRINT = fingerprint64(ERROR_SCHEMA)
 READY_FINGERPRINT = fingerprint64(READY_SCHEMA)

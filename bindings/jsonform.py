@@ -42,10 +42,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from satchel.errors import ArgumentError, SchemaError
+from satchel.errors import SchemaError
 
 from . import _avro, convert
-from ._avro import Node
+from ._avro import Converter, Node
 from .convert import EPOCH, EPOCH_ORDINAL, UTC, _Mismatch
 
 __all__ = [
@@ -59,8 +59,6 @@ __all__ = [
 ]
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-Converter = Callable[[Any], Any]
 
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _DATETIME_RE = re.compile(
@@ -93,21 +91,21 @@ def _json_describe(value: Any) -> str:
     return convert.describe_value(value)
 
 
+_Fail = Callable[..., _Mismatch]  # convert._fail or _jfail: (expected, value, detail=None) -> _Mismatch
+
+
 def _jfail(expected: str, value: Any, detail: str | None = None) -> _Mismatch:
-    message = f"expected {expected}, got {_json_describe(value)}"
-    if detail:
-        message += f" ({detail})"
-    return _Mismatch(message, detail)
+    return convert._fail(expected, value, detail, _json_describe)
 
 
 def json_type_name(node: Node) -> str:
     """What the JSON form of a node looks like, for messages."""
-    kind, lt = node.type, node.logical
-    if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+    kind, special = node.type, _avro.logical_kind(node)
+    if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
         return "an RFC 3339 date-time string"
-    if kind == "int" and lt == _avro.DATE:
+    if special == _avro.DATE:
         return 'a "YYYY-MM-DD" date string'
-    if kind == "string" and lt == _avro.DECIMAL:
+    if special == _avro.DECIMAL:
         return "a decimal number in a string"
     if kind == "null":
         return "null"
@@ -136,14 +134,40 @@ def json_type_name(node: Node) -> str:
     return kind
 
 
-def _wrap(inner: Converter, prefix: str) -> Converter:
-    def run(value: Any) -> Any:
-        try:
-            return inner(value)
-        except _Mismatch as exc:
-            raise ArgumentError(exc.render(prefix)) from None
+def _array(item: Converter, accepts: type | tuple[type, ...], fail: _Fail, expected: str) -> Converter:
+    """Converts each item of a list with `item`; a mismatch names the index."""
 
-    return run
+    def array(value: Any) -> Any:
+        if not isinstance(value, accepts):
+            raise fail(expected, value)
+        out = []
+        for index, x in enumerate(value):
+            try:
+                out.append(item(x))
+            except _Mismatch as exc:
+                exc.segments.append(f"[{index}]")
+                raise
+        return out
+
+    return array
+
+
+def _mapping(val: Converter, fail: _Fail, expected: str) -> Converter:
+    """Converts each value of a dict with `val`; a mismatch names the key."""
+
+    def mapping(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise fail(expected, value)
+        out = {}
+        for key, x in value.items():
+            try:
+                out[key] = val(x)
+            except _Mismatch as exc:
+                exc.segments.append(f"[{key!r}]")
+                raise
+        return out
+
+    return mapping
 
 
 # --- datetime text ----------------------------------------------------------------------------------
@@ -192,41 +216,17 @@ def parse_date(text: str) -> int:
 # --- datum -> JSON ----------------------------------------------------------------------------------
 
 
-class _Memo:
-    def __init__(self) -> None:
-        self.memo: dict[int, Converter] = {}
-
-    def build(self, node: Node) -> Converter:
-        if node.name is None:
-            return self._build(node)
-        known = self.memo.get(id(node))
-        if known is not None:
-            return known
-        cell: list[Converter] = []
-
-        def forward(value: Any) -> Any:
-            return cell[0](value)
-
-        self.memo[id(node)] = forward
-        real = self._build(node)
-        cell.append(real)
-        self.memo[id(node)] = real
-        return real
-
-    def _build(self, node: Node) -> Converter:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class _ToJson(_Memo):
+class _ToJson(_avro.MemoBuilder):
     def _build(self, node: Node) -> Converter:
-        kind, lt = node.type, node.logical
+        kind, special = node.type, _avro.logical_kind(node)
         expected = "a datum of " + _avro.python_type_name(node)
-        if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
-            unit = 1000 if lt == _avro.TIMESTAMP_MILLIS else 1
+        if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+            unit = 1000 if special == _avro.TIMESTAMP_MILLIS else 1
+            from_datetime = convert._timestamp(unit)
 
             def timestamp(d: Any) -> Any:
                 if isinstance(d, datetime.datetime):
-                    d = convert._timestamp(unit)(d)
+                    d = from_datetime(d)
                 if type(d) is not int:
                     raise convert._fail(expected, d)
                 try:
@@ -235,7 +235,7 @@ class _ToJson(_Memo):
                     raise convert._fail(expected, d, "out of the range of datetime") from None
 
             return timestamp
-        if kind == "int" and lt == _avro.DATE:
+        if special == _avro.DATE:
 
             def date(d: Any) -> Any:
                 if isinstance(d, datetime.date) and not isinstance(d, datetime.datetime):
@@ -272,9 +272,9 @@ class _ToJson(_Memo):
                 return "NaN" if d != d else ("Infinity" if d > 0 else "-Infinity")
 
             return number
+        if special == _avro.DECIMAL:
+            return lambda d: str(d) if isinstance(d, decimal.Decimal) else convert._string(d)
         if kind == "string":
-            if lt == _avro.DECIMAL:
-                return lambda d: str(d) if isinstance(d, decimal.Decimal) else convert._string(d)
             return convert._string
         if kind in ("bytes", "fixed"):
 
@@ -295,38 +295,10 @@ class _ToJson(_Memo):
             return symbol
         if kind == "array":
             assert node.items is not None
-            item = self.build(node.items)
-
-            def array(d: Any) -> Any:
-                if not isinstance(d, (list, tuple)):
-                    raise convert._fail(expected, d)
-                out = []
-                for index, x in enumerate(d):
-                    try:
-                        out.append(item(x))
-                    except _Mismatch as exc:
-                        exc.segments.append(f"[{index}]")
-                        raise
-                return out
-
-            return array
+            return _array(self.build(node.items), (list, tuple), convert._fail, expected)
         if kind == "map":
             assert node.values is not None
-            val = self.build(node.values)
-
-            def mapping(d: Any) -> Any:
-                if not isinstance(d, dict):
-                    raise convert._fail(expected, d)
-                out = {}
-                for key, x in d.items():
-                    try:
-                        out[key] = val(x)
-                    except _Mismatch as exc:
-                        exc.segments.append(f"[{key!r}]")
-                        raise
-                return out
-
-            return mapping
+            return _mapping(self.build(node.values), convert._fail, expected)
         if kind == "record":
             fields = [(f.name, self.build(f.node), convert._segment_for_field(f.name)) for f in node.fields]
 
@@ -371,12 +343,12 @@ class _ToJson(_Memo):
 # --- JSON -> datum ----------------------------------------------------------------------------------
 
 
-class _FromJson(_Memo):
+class _FromJson(_avro.MemoBuilder):
     def _build(self, node: Node) -> Converter:
-        kind, lt = node.type, node.logical
+        kind, special = node.type, _avro.logical_kind(node)
         expected = json_type_name(node)
-        if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
-            unit = 1000 if lt == _avro.TIMESTAMP_MILLIS else 1
+        if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+            unit = 1000 if special == _avro.TIMESTAMP_MILLIS else 1
 
             def timestamp(j: Any) -> Any:
                 if not isinstance(j, str):
@@ -388,7 +360,7 @@ class _FromJson(_Memo):
                 return micros // unit
 
             return timestamp
-        if kind == "int" and lt == _avro.DATE:
+        if special == _avro.DATE:
 
             def date(j: Any) -> Any:
                 if not isinstance(j, str):
@@ -399,7 +371,7 @@ class _FromJson(_Memo):
                     raise _jfail(expected, j, str(exc)) from None
 
             return date
-        if kind == "string" and lt == _avro.DECIMAL:
+        if special == _avro.DECIMAL:
 
             def dec(j: Any) -> Any:
                 if isinstance(j, bool) or not isinstance(j, (str, int)):
@@ -489,48 +461,20 @@ class _FromJson(_Memo):
             return symbol
         if kind == "array":
             assert node.items is not None
-            item = self.build(node.items)
-
-            def array(j: Any) -> Any:
-                if not isinstance(j, list):
-                    raise _jfail(expected, j)
-                out = []
-                for index, x in enumerate(j):
-                    try:
-                        out.append(item(x))
-                    except _Mismatch as exc:
-                        exc.segments.append(f"[{index}]")
-                        raise
-                return out
-
-            return array
+            return _array(self.build(node.items), list, _jfail, expected)
         if kind == "map":
             assert node.values is not None
-            val = self.build(node.values)
-
-            def mapping(j: Any) -> Any:
-                if not isinstance(j, dict):
-                    raise _jfail(expected, j)
-                out = {}
-                for key, x in j.items():
-                    try:
-                        out[key] = val(x)
-                    except _Mismatch as exc:
-                        exc.segments.append(f"[{key!r}]")
-                        raise
-                return out
-
-            return mapping
+            return _mapping(self.build(node.values), _jfail, expected)
         if kind == "record":
-            specs = []
-            for f in node.fields:
-                default: Any = convert._MISSING
-                if f.has_default:
-                    try:
-                        default = convert._default_datum(f.node, f.default)
-                    except ValueError as exc:
-                        raise SchemaError(f"bad default of field {f.name!r}: {exc}") from None
-                specs.append((f.name, self.build(f.node), default, convert._segment_for_field(f.name)))
+            specs = [
+                (
+                    f.name,
+                    self.build(f.node),
+                    convert._field_default(node, f),
+                    convert._segment_for_field(f.name),
+                )
+                for f in node.fields
+            ]
             names = frozenset(f.name for f in node.fields)
 
             def record(j: Any) -> Any:
@@ -583,18 +527,18 @@ class _JsonSchema:
         self.done: set[str] = set()
 
     def build(self, node: Node) -> dict:
-        kind, lt = node.type, node.logical
+        kind, special = node.type, _avro.logical_kind(node)
         if node.name is not None:
             ref = {"$ref": self.ref_prefix + node.name}
             if node.name not in self.done:
                 self.done.add(node.name)
                 self.defs[node.name] = self._named(node)
             return ref
-        if kind == "long" and lt in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
+        if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
             return {"type": "string", "format": "date-time"}
-        if kind == "int" and lt == _avro.DATE:
+        if special == _avro.DATE:
             return {"type": "string", "format": "date"}
-        if kind == "string" and lt == _avro.DECIMAL:
+        if special == _avro.DECIMAL:
             return {"type": "string", "pattern": _DECIMAL_PATTERN}
         if kind == "null":
             return {"type": "null"}
@@ -609,7 +553,7 @@ class _JsonSchema:
             return {"type": "string"}
         if kind == "bytes":
             schema = {"type": "string", "contentEncoding": "base64", "pattern": _BASE64_PATTERN}
-            media = _MEDIA_TYPES.get(lt or "")
+            media = _MEDIA_TYPES.get(node.logical or "")
             if media:
                 schema["contentMediaType"] = media
             return schema
@@ -670,8 +614,8 @@ class JsonForm:
         self._named = named
         node = _avro.parse(schema, named=named)
         self._node = node
-        self._to_json = _wrap(_ToJson().build(node), "$")
-        self._from_json = _wrap(_FromJson().build(node), "$")
+        self._to_json = convert._wrap(_ToJson().build(node), "$")
+        self._from_json = convert._wrap(_FromJson().build(node), "$")
         self._to_datum: Converter | None = None
         self._from_datum: Converter | None = None
 

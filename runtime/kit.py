@@ -1,7 +1,8 @@
 """The worker kit: the few parts of Satchel a worker imports, copied once into SATCHEL_HOME.
 
 The worker's environment holds the function's packages plus fastavro, never Satchel itself; the kit
-(`satchel/__init__`, `errors`, `bindings/`, `runtime/worker/`) is put on its path instead.
+(`satchel/__init__`, `errors`, `bindings/`, `runtime/worker/`) is put on its path instead, with the
+shared-memory ring's C source and library (`bindings/_native/`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,25 @@ def _sources() -> dict[str, Path]:
     for prefix, root in trees.items():
         for path in sorted(root.rglob("*.py")):
             files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
+    files.update(_native_files())
+    return files
+
+
+def _native_files() -> dict[str, Path]:
+    """The ring library's C source, and the library itself when this process has (or can build) one:
+    a worker loads the kit's copy, whatever its Python version, or compiles the source if it must."""
+    from satchel.bindings import _native
+
+    files: dict[str, Path] = {}
+    src = _native.source_dir()
+    if src is None:
+        return files
+    for name in _native.SOURCES:
+        files[f"satchel/bindings/_native/src/{name}"] = src / name
+    try:
+        files[f"satchel/bindings/_native/{_native.LIBRARY_NAME}"] = _native.library_path()
+    except _native.NativeUnavailable:
+        pass  # the pipe transport needs none of it
     return files
 
 
@@ -58,6 +78,8 @@ def worker_kit() -> Path:
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
+            if rel.endswith(".so"):
+                target.chmod(0o755)
         (tmp / LAUNCHER).write_text(_LAUNCHER_SOURCE)
         try:
             os.rename(tmp, kit)

@@ -4,20 +4,45 @@ from __future__ import annotations
 
 import sys
 
+from satchel.bindings.transports import default_transport
 from satchel.packager.bundle import read_bundle
 from satchel.packager.refs import BundleRef
 from satchel.runtime.fetch import prepare
+from satchel.runtime.pool import DEFAULT_MAX_PENDING
+from satchel.runtime.process import DEFAULT_GRACE
 from satchel.runtime.proxy import LoadedFunction, make_proxy
 
 
-def load(ref: BundleRef | str, *, transport: str = "pipe", progress: bool | None = None) -> LoadedFunction:
+def load(
+    ref: BundleRef | str,
+    *,
+    workers: int = 1,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    cancel_grace: float = DEFAULT_GRACE,
+    transport: str | None = None,
+    progress: bool | None = None,
+) -> LoadedFunction:
     """Load a bundle and start its worker.
 
     `ref`: a BundleRef, its string form (`file:///tmp/store#describe:3`, `s3://bucket/prefix#describe`),
     or `describe` / `describe:3` in the default store (SATCHEL_STORE).
+    `transport`: "shm" (the shared-memory ring) or "pipe"; default: `default_transport()`, which is
+    "shm" on Linux when the ring library loads, else "pipe" (`SATCHEL_TRANSPORT` overrides).
+    `workers`: worker processes, each with its own channel; calls from many threads or asyncio tasks go
+    to idle workers. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
+    `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced.
     """
+    if transport is None:
+        transport = default_transport()
     if progress is None:
         progress = sys.stderr.isatty()
     bundle, store = read_bundle(ref)
     local = prepare(bundle, store, progress=progress)
-    return make_proxy(bundle, local, transport=transport)
+    return make_proxy(
+        bundle,
+        local,
+        transport=transport,
+        workers=workers,
+        max_pending=max_pending,
+        cancel_grace=cancel_grace,
+    )

@@ -9,13 +9,16 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from satchel.bindings import envelope as env
 from satchel.bindings.transports import get_transport
 from satchel.errors import (
     CallTimeout,
+    ProtocolError,
     TransportClosed,
     TransportTimeout,
     WorkerCrashed,
@@ -24,6 +27,7 @@ from satchel.errors import (
 from satchel.runtime.kit import LAUNCHER, worker_kit
 
 STDERR_TAIL_LINES = 40
+DEFAULT_GRACE = 2.0  # seconds a cancelled call has to stop before its worker is killed
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -38,7 +42,8 @@ def describe_exit(returncode: int | None) -> str:
 
 
 class WorkerProcess:
-    """A started worker. Not thread-safe: its owner serialises calls."""
+    """A started worker. Not thread-safe: its owner runs one call at a time (`cancel` may come from any
+    thread)."""
 
     def __init__(self, python: Path, spec: dict, *, transport: str = "pipe", label: str = "worker") -> None:
         self.python = Path(python)
@@ -50,6 +55,12 @@ class WorkerProcess:
         self._lifeline_w: int | None = None
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self._stderr_thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # sending, and the call state below (for `cancel`)
+        self._current: int | None = None  # call id in flight
+        self._cancelled: int | None = None  # call id a CANCEL was sent for
+        self._doomed: int | None = None  # call id cancelled before it was sent
+        self._killed = ""  # why the worker was killed while a call ran, if it was
+        self._timer: threading.Timer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -165,6 +176,12 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def kill_now(self) -> None:
+        """SIGKILL the process, from any thread; the thread running its call sees TransportClosed and
+        reaps it (`kill` also reaps, so only the owner of the worker may call that)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
@@ -174,31 +191,131 @@ class WorkerProcess:
         """Ask the worker to exit; kill it if it does not within `timeout`."""
         if self.proc is None:
             return
-        if self.proc.poll() is None and self.transport is not None:
+        self.ask_to_stop()
+        self._reap(timeout)
+
+    def ask_to_stop(self) -> None:
+        """Send SHUTDOWN (the worker exits once its current call is done); `stop` then waits for it."""
+        if self.proc is not None and self.proc.poll() is None and self.transport is not None:
             try:
-                self.transport.send([env.encode_header(env.Kind.SHUTDOWN, 0, 0, 0, 0)])
+                with self._lock:
+                    self.transport.send([env.encode_header(env.Kind.SHUTDOWN, 0, 0, 0, 0)])
             except (TransportClosed, OSError):
                 pass
-        self._reap(timeout)
 
     # -- calls --------------------------------------------------------------------------------------
 
-    def request(self, parts: Sequence[bytes | memoryview], timeout: float | None = None):
-        """Send one message, return the decoded reply envelope. Raises CallTimeout or WorkerCrashed."""
+    def call(
+        self,
+        call_id: int,
+        fingerprint: int,
+        payload: Sequence[bytes | bytearray | memoryview],
+        *,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        grace: float = DEFAULT_GRACE,
+    ) -> env.Envelope:
+        """Run one call: send CALL (header + the payload's parts, unjoined), return the decoded reply.
+
+        `deadline` (time.monotonic()) bounds the wait; it travels to the worker as `deadline_ms`, so a
+        worker that gets the call too late drops it. When it passes, the worker is sent CANCEL and
+        given `grace` seconds to answer (it interrupts Python code); one that does not is killed.
+        Either way CallTimeout (saying which, `timeout` being the figure the caller asked for).
+        Raises WorkerCrashed when the worker dies during the call. Not thread-safe, except that
+        `cancel` may be called from another thread meanwhile.
+        """
         assert self.transport is not None
+        size = 0
+        for part in payload:
+            size += part.nbytes if isinstance(part, memoryview) else len(part)
+        deadline_ms = 0 if deadline is None else int((time.time() + deadline - time.monotonic()) * 1000.0)
+        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size)
         try:
-            self.transport.send(parts)
-            reply = self.transport.recv(timeout)
+            with self._lock:  # a CANCEL from `cancel` goes after the CALL, never inside it
+                if self._doomed == call_id:  # cancelled before it could be sent
+                    raise CallTimeout(f"the call to {self.label} was cancelled before it was sent")
+                self._current = call_id
+                self.transport.send([header, *payload])
+            reply = self.transport.recv(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except TransportTimeout:
+            self._expire(call_id, timeout, grace)
+        except TransportClosed:
+            raise self._died(call_id) from None
+        finally:
+            self._current = None  # a `cancel` from now on does nothing (the GIL makes this one step)
+            if self._timer is not None:  # a cancelled call that answered in time: no kill
+                self._drop_timer()
+        return env.decode(reply)
+
+    def cancel(self, call_id: int, grace: float = DEFAULT_GRACE) -> None:
+        """From any thread: send CANCEL for `call_id`, and kill the worker if the call still runs `grace`
+        seconds later (its caller then gets CallTimeout). If the call was not sent yet, it never is."""
+        with self._lock:
+            if self._current != call_id:
+                self._doomed = call_id
+                return
+            self._cancelled = call_id
+            try:
+                self._send_cancel(call_id)
+            except TransportClosed:
+                return
+            self._timer = threading.Timer(grace, self._kill_if_running, (call_id, grace))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _send_cancel(self, call_id: int) -> None:
+        assert self.transport is not None
+        self.transport.send([env.encode_header(env.Kind.CANCEL, call_id, 0, 0, 0)])
+
+    def _kill_if_running(self, call_id: int, grace: float) -> None:
+        with self._lock:
+            if self._current == call_id and self.alive:
+                self._killed = f"it did not stop within {grace:g}s of being cancelled, so it was killed"
+                self.kill_now()
+
+    def _drop_timer(self) -> None:
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, call_id: int, timeout: float | None, grace: float) -> NoReturn:
+        """The caller's deadline passed: CANCEL, wait `grace` for the answer, else kill. Raises CallTimeout."""
+        assert self.transport is not None
+        late = (
+            f"{self.label} did not answer within {timeout:g}s"
+            if timeout is not None
+            else f"{self.label} timed out"
+        )
+        try:
+            with self._lock:
+                self._cancelled = call_id
+                self._send_cancel(call_id)
+            reply = env.decode(self.transport.recv(grace))
+        except (TransportTimeout, ProtocolError):
             self.kill()
             raise CallTimeout(
-                f"{self.label} did not answer within {timeout:g}s; it was stopped and the next call starts a new one"
+                f"{late}, and did not stop within {grace:g}s of being cancelled (only Python code can be "
+                "interrupted, not C code such as time.sleep): it was killed; the next call starts a new worker"
             ) from None
         except TransportClosed:
             status = self._reap()
-            raise WorkerCrashed(
-                f"{self.label} died during the call ({status}); the next call starts a new one",
-                exit_status=self.proc.returncode if self.proc else None,
-                stderr_tail="".join(self._tail),
+            raise CallTimeout(
+                f"{late}, and died when cancelled ({status}); the next call starts a new worker"
             ) from None
-        return env.decode(reply)
+        if reply.kind == env.Kind.RESULT:
+            what = "it finished just too late; its result was dropped"
+        else:
+            error = env.decode_error(reply.payload)
+            what = error.message if error.type == env.TIMEOUT_ERROR_TYPE else "the call was interrupted"
+        raise CallTimeout(f"{late}: {what}; the worker stays up")
+
+    def _died(self, call_id: int) -> Exception:
+        status = self._reap()
+        if self._cancelled == call_id and self._killed:
+            return CallTimeout(f"the call to {self.label} was cancelled; {self._killed}")
+        return WorkerCrashed(
+            f"{self.label} died during the call ({status}); the next call starts a new one",
+            exit_status=self.proc.returncode if self.proc else None,
+            stderr_tail="".join(self._tail),
+        )

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import functools
 import inspect
 import itertools
 import threading
+import time
 import weakref
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
-from satchel.errors import ArgumentError, FunctionClosed, ProtocolError, RemoteError
+from satchel.bindings.transports import default_transport
+from satchel.errors import ArgumentError, CallTimeout, ProtocolError, RemoteError
 from satchel.packager.bundle import Bundle
 from satchel.runtime.fetch import LocalBundle
-from satchel.runtime.process import WorkerProcess
+from satchel.runtime.pool import DEFAULT_MAX_PENDING, Slot, WorkerPool
+from satchel.runtime.process import DEFAULT_GRACE, WorkerProcess
 
 _KINDS = {
     "positional_or_keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -49,36 +55,58 @@ def build_signature(bundle: Bundle, defaults: dict[str, Any]) -> inspect.Signatu
     return inspect.Signature(params, return_annotation=_annotation(ret))
 
 
-def _shutdown(slot: list) -> None:
-    worker = slot[0]
-    slot[0] = None
-    if worker is not None:
-        worker.stop(timeout=2.0)
+class _Ticket:
+    """An asyncio call's link to its worker, so that cancelling the task can cancel the call."""
+
+    __slots__ = ("cancelled", "process")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self.process: WorkerProcess | None = None
 
 
 class LoadedFunction:
-    """A function loaded from a bundle. Call it like the original; it runs in its own worker.
+    """A function loaded from a bundle. Call it like the original; it runs in its own worker processes.
 
-    Thread-safe; `await fn.acall(...)` from asyncio; `fn.close()` (or `with`) stops the worker;
-    pickles to its reference. Per call, `timeout=` (seconds) bounds the wait unless the function
-    has a parameter of that name.
+    Thread-safe: calls from many threads (or asyncio tasks, `await fn.acall(...)`) go to idle workers
+    of its pool (`workers=`), and wait for one when all are busy, at most `max_pending` of them
+    (then Overloaded). `fn.map(items)` streams many calls through the pool. `fn.close()` (or `with`)
+    stops the workers; pickles to its reference.
+
+    Per call, `timeout=` (seconds, unless the function has a parameter of that name) bounds the whole
+    call, waiting for a worker included; it travels to the worker as the call's deadline. When it
+    passes, the worker is told to cancel the call, which interrupts Python code (the worker stays
+    up); a worker that does not answer within `cancel_grace` seconds (stuck in C code, say) is
+    killed and its slot starts a new one. Either way the caller gets CallTimeout, saying which.
+    Cancelling an asyncio task awaiting `acall` cancels its call the same way.
     """
 
     def __init__(
-        self, bundle: Bundle, local: LocalBundle, *, transport: str = "pipe", start: bool = True
+        self,
+        bundle: Bundle,
+        local: LocalBundle,
+        *,
+        transport: str | None = None,
+        workers: int = 1,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        cancel_grace: float = DEFAULT_GRACE,
+        start: bool = True,
     ) -> None:
         self._bundle = bundle
         self._local = local
-        self._transport = transport
+        self._transport = transport = transport or default_transport()
         self._request = RequestCodec(bundle.request_schema)
         self._response = Codec(bundle.response_schema)
         self._signature = build_signature(bundle, self._request.defaults())
         self._param_names = set(self._signature.parameters)
-        self._lock = threading.Lock()
+        params = self._signature.parameters.values()
+        self._positional = [p.name for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
+        self._by_keyword = {p.name for p in params if p.kind != inspect.Parameter.POSITIONAL_ONLY}
+        self._required = [p.name for p in params if p.default is inspect.Parameter.empty]
+        self._large_args = self._request.has_raw_fields
         self._ids = itertools.count(1)
-        self._closed = False
-        self._slot: list[WorkerProcess | None] = [None]
-        self._finalizer = weakref.finalize(self, _shutdown, self._slot)
+        self._grace = float(cancel_grace)
+        self._options = {"workers": workers, "max_pending": max_pending, "cancel_grace": cancel_grace}
         self._spec = {
             "code_dir": str(local.code_dir),
             "module": bundle.function["module"],
@@ -90,9 +118,16 @@ class LoadedFunction:
             "request_schema": bundle.request_schema,
             "response_schema": bundle.response_schema,
         }
+        # the pool (kept by the finalizer) must not refer to this proxy, or it would never be collected
+        start_worker = functools.partial(
+            _start_worker, local.python, self._spec, transport, bundle.name, workers
+        )
+        self._pool = WorkerPool(start_worker, size=workers, max_pending=max_pending, name=bundle.name)
+        self._executor_box: list[concurrent.futures.ThreadPoolExecutor | None] = [None]  # acall's threads
+        self._executor_lock = threading.Lock()
+        self._finalizer = weakref.finalize(self, _shutdown, self._pool, self._executor_box)
         if start:
-            with self._lock:
-                self._worker()
+            self._pool.start()
 
     # -- what it looks like -------------------------------------------------------------------------
 
@@ -118,9 +153,24 @@ class LoadedFunction:
         return self._request.defaults()
 
     @property
+    def workers(self) -> int:
+        """How many worker processes serve calls (`workers=` of satchel.load)."""
+        return self._pool.size
+
+    @property
+    def worker_pids(self) -> list[int | None]:
+        """The process id of each worker (None for one not running: it starts on the next call it takes)."""
+        return self._pool.pids
+
+    @property
     def worker_pid(self) -> int | None:
-        worker = self._slot[0]
-        return worker.pid if worker is not None and worker.alive else None
+        """The process id of the (first) worker, if it runs."""
+        return self._pool.pids[0]
+
+    @property
+    def pending(self) -> int:
+        """How many calls are waiting for a free worker now."""
+        return self._pool.pending
 
     def __repr__(self) -> str:
         return f"<satchel.LoadedFunction {self._bundle.name}{self._signature} from {self._bundle.ref}>"
@@ -128,27 +178,17 @@ class LoadedFunction:
     def __reduce__(self):
         from satchel.runtime.load import load
 
+        options = {k: v for k, v in self._options.items() if v != _DEFAULTS[k]}
+        if options:
+            return (functools.partial(load, **options), (str(self._bundle.ref),))
         return (load, (str(self._bundle.ref),))
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    def _worker(self) -> WorkerProcess:
-        worker = self._slot[0]
-        if worker is not None and worker.alive:
-            return worker
-        if worker is not None:
-            worker.kill()
-        worker = WorkerProcess(
-            self._local.python, self._spec, transport=self._transport, label=f"worker of {self._bundle.name}"
-        )
-        worker.start()
-        self._slot[0] = worker
-        return worker
-
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._finalizer()
+        """Stop the workers: calls waiting for one fail (FunctionClosed), running calls finish first."""
+        self._finalizer.detach()
+        _shutdown(self._pool, self._executor_box, wait=True)
 
     def __enter__(self) -> LoadedFunction:
         return self
@@ -158,43 +198,220 @@ class LoadedFunction:
 
     # -- calling ------------------------------------------------------------------------------------
 
-    def _encode(self, args: tuple, kwargs: dict) -> bytes:
+    def _encode(self, args: tuple, kwargs: dict) -> list[Any]:
+        arguments = self._bind(args, kwargs)
+        if self._large_args:  # the request has bytes or ndarray parameters: they may go unjoined
+            return self._request.encode_call_parts(arguments)
+        return [self._request.encode_call(arguments)]
+
+    def _bind(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        """The arguments by parameter name, as `Signature.bind` gives them (it is slow: it runs only
+        for calls this cannot bind plainly, and for the error message of a wrong one)."""
+        if len(args) <= len(self._positional):
+            arguments = dict(zip(self._positional, args))
+            plain = True
+            for name in kwargs:
+                if name in arguments or name not in self._by_keyword:
+                    plain = False
+                    break
+            if plain:
+                arguments.update(kwargs)
+                if len(arguments) == len(self._param_names) or all(n in arguments for n in self._required):
+                    return arguments
         try:
-            bound = self._signature.bind(*args, **kwargs)
+            return dict(self._signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
             raise ArgumentError(f"{self._bundle.name}(): {exc}") from None
-        return self._request.encode_call(bound.arguments)
+
+    def _split_timeout(self, kwargs: dict) -> float | None:
+        if "timeout" in self._param_names:
+            return None
+        return kwargs.pop("timeout", None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         timeout = kwargs.pop("timeout", None) if "timeout" not in self._param_names else None
+        return self._call(args, kwargs, timeout)
+
+    def _call(self, args: tuple, kwargs: dict, timeout: float | None) -> Any:
         payload = self._encode(args, kwargs)
         call_id = next(self._ids)
-        header = env.encode_header(env.Kind.CALL, call_id, self._request.fingerprint, 0, len(payload))
-        with self._lock:
-            if self._closed:
-                raise FunctionClosed(f"{self._bundle.name} was closed; load it again")
-            reply = self._worker().request([header, payload], timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slot = self._pool.acquire(deadline)
+        try:
+            reply = self._on(slot, call_id, payload, deadline, timeout)
+        finally:
+            self._pool.release(slot)
+        return self._result(reply, call_id)
+
+    def _on(
+        self,
+        slot: Slot,
+        call_id: int,
+        payload: list[Any],
+        deadline: float | None,
+        timeout: float | None,
+        ticket: _Ticket | None = None,
+    ) -> env.Envelope:
+        """Run one call on the worker of `slot` (taken by the caller)."""
+        worker = self._pool.worker(slot)
+        if ticket is not None:
+            ticket.process = worker
+            if ticket.cancelled:
+                raise CallTimeout(f"the call to {self._bundle.name} was cancelled before it was sent")
+        if deadline is not None and deadline <= time.monotonic():
+            raise CallTimeout(
+                f"{self._bundle.name}: the call's timeout ({timeout:g}s) passed before it could be sent; "
+                "it did not run"
+            )
+        return worker.call(
+            call_id, self._request.fingerprint, payload, deadline=deadline, timeout=timeout, grace=self._grace
+        )
+
+    def _result(self, reply: env.Envelope, call_id: int) -> Any:
         if reply.call_id != call_id:
             raise ProtocolError(f"reply to call {reply.call_id} arrived for call {call_id}")
         if reply.kind == env.Kind.RESULT:
             return self._response.decode(reply.payload)
         if reply.kind == env.Kind.ERROR:
             error = env.decode_error(reply.payload)
+            if error.type == env.TIMEOUT_ERROR_TYPE:
+                raise CallTimeout(f"{self._bundle.name}: the call {error.message}")
             raise RemoteError(error.type, error.message, error.traceback)
         raise ProtocolError(f"unexpected reply kind {reply.kind!r}")
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
-        """Call from asyncio without blocking the event loop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.__call__, *args, **kwargs))
+        """Call from asyncio without blocking the event loop.
+
+        Waiting for a free worker happens on the loop; the call itself runs on one of `workers`
+        threads. Cancelling the awaiting task cancels the call in its worker (see the class doc).
+        """
+        timeout = self._split_timeout(kwargs)
+        payload = self._encode(args, kwargs)
+        call_id = next(self._ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slot = await self._pool.acquire_async(deadline)
+        ticket = _Ticket()
+        try:
+            future = asyncio.get_running_loop().run_in_executor(
+                self._thread_pool(), self._run_and_release, slot, call_id, payload, deadline, timeout, ticket
+            )
+        except BaseException:
+            self._pool.release(slot)
+            raise
+        # shielded: the executor must run the call even if this task is cancelled first (it gives
+        # the slot back); its outcome is then nobody's, so it is fetched here to keep asyncio quiet
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            reply = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            ticket.cancelled = True
+            worker = ticket.process
+            if worker is not None:
+                worker.cancel(call_id, self._grace)
+            raise
+        return self._result(reply, call_id)
+
+    def _run_and_release(self, slot: Slot, *args: Any) -> env.Envelope:
+        try:
+            return self._on(slot, *args)
+        finally:
+            self._pool.release(slot)
+
+    def _thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        box = self._executor_box
+        if box[0] is None:
+            with self._executor_lock:
+                if box[0] is None:
+                    box[0] = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self._pool.size, thread_name_prefix=f"satchel-{self._bundle.name}"
+                    )
+        return box[0]
+
+    def map(
+        self, items: Iterable[Any], *, ordered: bool = True, timeout: float | None = None
+    ) -> Iterator[Any]:
+        """Call the function on each item, through the pool; yield the results lazily.
+
+        An item is the argument itself for a function of one parameter (whatever its type); for
+        other functions a tuple holds positional arguments, a dict keyword arguments, and any other
+        value is the first positional argument. At most twice as many calls as there are workers
+        are in flight, and items are taken from `items` only as results are consumed. Results come
+        in the order of the items (`ordered=False`: as they complete). A call that fails raises its
+        error where its result would have come; the calls after it are then abandoned (queued ones
+        never start, running ones finish). `timeout` applies to each call, as `timeout=` does.
+        """
+        single = len(self._signature.parameters) == 1
+        window = 2 * self._pool.size
+
+        def submit(executor: concurrent.futures.ThreadPoolExecutor, item: Any) -> concurrent.futures.Future:
+            if single:
+                args, kwargs = (item,), {}
+            elif isinstance(item, tuple):
+                args, kwargs = item, {}
+            elif isinstance(item, dict):
+                args, kwargs = (), item
+            else:
+                args, kwargs = (item,), {}
+            return executor.submit(self._call, args, dict(kwargs), timeout)
+
+        def results() -> Iterator[Any]:
+            source = iter(items)
+            executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=self._pool.size, thread_name_prefix=f"satchel-map-{self._bundle.name}"
+            )
+            running: collections.deque[concurrent.futures.Future] = collections.deque()
+            try:
+                for item in itertools.islice(source, window):
+                    running.append(submit(executor, item))
+                while running:
+                    if ordered:
+                        future = running.popleft()
+                        future.result()  # wait (raising its error here) before taking another item
+                    else:
+                        done, _ = concurrent.futures.wait(
+                            running, return_when=concurrent.futures.FIRST_COMPLETED
+                        )
+                        future = next(f for f in running if f in done)
+                        running.remove(future)
+                    for item in itertools.islice(source, 1):
+                        running.append(submit(executor, item))
+                    yield future.result()
+            finally:
+                for future in running:
+                    future.cancel()
+                executor.shutdown(wait=False)
+
+        return results()
 
 
-def make_proxy(bundle: Bundle, local: LocalBundle, *, transport: str = "pipe") -> LoadedFunction:
-    """A LoadedFunction whose class carries the function's name and docstring (for help())."""
+def _start_worker(python: Any, spec: dict, transport: str, name: str, size: int, index: int) -> WorkerProcess:
+    label = f"worker {index + 1}/{size} of {name}" if size > 1 else f"worker of {name}"
+    worker = WorkerProcess(python, spec, transport=transport, label=label)
+    worker.start()
+    return worker
+
+
+_DEFAULTS = {"workers": 1, "max_pending": DEFAULT_MAX_PENDING, "cancel_grace": DEFAULT_GRACE}
+
+
+def _shutdown(pool: WorkerPool, executor_box: list, wait: bool = False) -> None:
+    executor = executor_box[0]
+    if executor is not None:
+        executor.shutdown(wait=False)
+    pool.close(wait=wait)
+
+
+def make_proxy(
+    bundle: Bundle, local: LocalBundle, *, transport: str | None = None, **options: Any
+) -> LoadedFunction:
+    """A LoadedFunction whose class carries the function's name and docstring (for help()).
+
+    `options`: workers, max_pending, cancel_grace (see LoadedFunction).
+    """
     cls = type(
         bundle.name.replace("-", "_").replace(".", "_"),
         (LoadedFunction,),
         {"__doc__": bundle.function.get("doc") or LoadedFunction.__doc__, "__module__": "satchel.loaded"},
     )
-    proxy = cls(bundle, local, transport=transport)
+    proxy = cls(bundle, local, transport=transport, **options)
     return proxy

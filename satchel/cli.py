@@ -359,5 +359,36 @@ def env_prune(older_than: float | None, prune_all: bool) -> None:
     _out(f"removed {len(removed)} environment(s)" + (": " + ", ".join(removed) if removed else ""))
 
 
+# -- doctor -------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--clean", is_flag=True, help="Remove shared-memory segments whose processes are all gone.")
+def doctor(clean: bool) -> None:
+    """Check the shared-memory transport; list (and with --clean remove) leftover ring segments."""
+    from satchel.bindings import _native
+    from satchel.bindings.ring import SHM_DIR, clean_segments, list_segments
+    from satchel.bindings.transports import default_transport
+
+    reason = _native.unavailable_reason()
+    if reason is None:
+        _out(f"ring library   {_native.load().path}")
+    else:
+        _out(f"ring library   unavailable: {reason}")
+    _out(f"transport      {default_transport()} (default)")
+    segments = list_segments()
+    if not segments:
+        _out(f"segments       none in {SHM_DIR}")
+    for seg in segments:
+        who = f"creator {seg.creator_pid or '?'}, attacher {seg.attacher_pid or '-'}"
+        state = "orphaned" if seg.orphaned else "in use"
+        _out(f"segment        {seg.name}  {_size(seg.size)}  {who}  {state}")
+    if clean:
+        removed = clean_segments()
+        _out(f"removed {len(removed)} orphaned segment(s)" + "".join(f"\n  {s.name}" for s in removed))
+    elif any(seg.orphaned for seg in segments):
+        _out("run `satchel doctor --clean` to remove the orphaned segments")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -114,7 +114,14 @@ class WorkerCrashed(WorkerError):
 
 
 class CallTimeout(WorkerError, TimeoutError):
-    """A call took longer than its `timeout=`; the worker was restarted."""
+    """A call did not finish within its `timeout=`. The message says what became of it: never started
+    (it waited for a worker, or its deadline had passed when the worker got it), interrupted in its
+    worker (which stays up), or its worker killed because it did not stop (its slot starts a new one).
+    """
+
+
+class Overloaded(SatchelError):
+    """A loaded function's queue of calls waiting for a free worker is full (`max_pending`)."""
 
 
 class FunctionClosed(SatchelError):

@@ -49,18 +49,15 @@ class PipeTransport(Transport):
                 raise TransportClosed("the peer closed the pipe") from None
             raise
 
-    def _wait(self, deadline: float | None) -> None:
-        if deadline is None:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not self._poll.poll(remaining * 1000.0):
+    def _wait(self, deadline: float) -> None:
+        remaining = max(0.0, deadline - time.monotonic())
+        if not self._poll.poll(remaining * 1000.0):
             raise TransportTimeout("no message within the timeout")
 
-    def _read_into(self, view: memoryview, deadline: float | None) -> None:
+    def _read_into(self, view: memoryview) -> None:
         got = 0
         size = view.nbytes
         while got < size:
-            self._wait(deadline)
             try:
                 n = os.readv(self._rfd, [view[got:]])
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
@@ -70,15 +67,18 @@ class PipeTransport(Transport):
             got += n
 
     def recv(self, timeout: float | None = None) -> bytes:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """The next whole message. The timeout bounds the wait for its first byte only: a message
+        that has started is always read to its end, so a timeout never leaves half a frame behind."""
+        if timeout is not None:
+            self._wait(time.monotonic() + timeout)
         header = bytearray(_LEN.size)
-        self._read_into(memoryview(header), deadline)
+        self._read_into(memoryview(header))
         (size,) = _LEN.unpack(header)
         if size > 1 << 46:
             raise ProtocolError(f"frame of {size} bytes announced: the stream is corrupt")
         body = bytearray(size)
         if size:
-            self._read_into(memoryview(body), deadline)
+            self._read_into(memoryview(body))
         return body
 
     def close(self) -> None:

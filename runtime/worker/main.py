@@ -1,5 +1,7 @@
 """The worker: imports the function, restores its artifacts, answers calls until told to stop.
 
+The call loop (deadlines, cancellation) is `server.Server`.
+
 Runs with the bundle environment's interpreter. Imports only the standard library, `satchel.errors`,
 `satchel.bindings` and the worker's runtime requirements (fastavro). Python 3.9+.
 """
@@ -12,7 +14,6 @@ import os
 import pickle
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from satchel._version import __version__
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import get_transport
-from satchel.errors import TransportClosed
+from satchel.runtime.worker.server import Server
 
 
 def _watch_lifeline(fd: int) -> None:
@@ -57,16 +58,8 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _error_payload(exc: BaseException) -> bytes:
-    kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
-    tb = "".join(traceback.format_exception(kind, exc, exc.__traceback__))
-    return env.encode_error(name, str(exc), tb)
-
-
-def _send(transport, kind: int, call_id: int, payload: bytes | memoryview, fingerprint: int = 0) -> None:
-    header = env.encode_header(kind, call_id, fingerprint, 0, len(payload))
-    transport.send([header, payload])
+def _send(transport, kind: int, payload: bytes) -> None:
+    transport.send(env.encode_parts(kind, 0, payload))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,29 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         request = RequestCodec(spec["request_schema"])
         response = Codec(spec["response_schema"])
     except BaseException as exc:  # report why we could not start, then exit
-        _send(transport, env.Kind.STARTUP_ERROR, 0, _error_payload(exc))
+        _send(transport, env.Kind.STARTUP_ERROR, env.encode_exception(exc))
         transport.close()
         sys.exit(3)
 
-    _send(transport, env.Kind.READY, 0, env.encode_ready(os.getpid(), sys.version.split()[0], __version__))
-    while True:
-        try:
-            message = transport.recv()
-        except TransportClosed:
-            break
-        msg = env.decode(message)
-        if msg.kind == env.Kind.SHUTDOWN:
-            break
-        if msg.kind != env.Kind.CALL:
-            continue
-        try:
-            kwargs = request.decode_call(msg.payload)
-            if bound:
-                kwargs.update(bound)
-            result = func(**kwargs)
-            payload = response.encode(result)
-        except Exception as exc:
-            _send(transport, env.Kind.ERROR, msg.call_id, _error_payload(exc))
-            continue
-        _send(transport, env.Kind.RESULT, msg.call_id, payload, response.fingerprint)
+    _send(transport, env.Kind.READY, env.encode_ready(os.getpid(), sys.version.split()[0], __version__))
+    Server(transport, func, bound, request, response).serve()
     transport.close()
