@@ -19,6 +19,7 @@ import satchel
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import ZERO_COPY_MIN, Codec, RequestCodec
 from tests.functions import pooled
+from tests.waiting import pid_gone, wait_until
 
 # The default transport (the shared-memory ring where it is available), and the pipe by name.
 TRANSPORTS = [None, "pipe"]
@@ -35,22 +36,6 @@ def refs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         name: getattr(pooled, name).export(name=name, store=store)
         for name in ("work", "nap", "divide", "echo")
     }
-
-
-def _gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1].startswith("Z")
-    except FileNotFoundError:
-        return True
-
-
-def _until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.005)
 
 
 class _Call(threading.Thread):
@@ -91,7 +76,7 @@ def test_two_workers_run_calls_in_parallel(refs, tmp_path: Path, transport) -> N
         second = _Call(fn, "meet", str(b), str(a), 30.0)
         assert {first.result(), second.result()} == set(pids)
     for pid in pids:
-        _until(lambda pid=pid: _gone(pid), what=f"worker {pid} gone after close")
+        wait_until(lambda pid=pid: pid_gone(pid), what=f"worker {pid} gone after close")
 
 
 def test_many_threads_and_tasks_on_a_pool(refs) -> None:
@@ -120,9 +105,9 @@ def test_overloaded_when_max_pending_calls_wait(refs, tmp_path: Path) -> None:
     started, release = tmp_path / "started", tmp_path / "release"
     with _load(refs["work"], workers=1, max_pending=1) as fn:
         blocked = _Call(fn, "meet", str(started), str(release), 30.0)
-        _until(started.exists, what="the first call running")
+        wait_until(started.exists, what="the first call running")
         queued = _Call(fn, "pid", str(tmp_path / "queued"))
-        _until(lambda: fn.pending == 1, what="the second call queued")
+        wait_until(lambda: fn.pending == 1, what="the second call queued")
         with pytest.raises(satchel.Overloaded) as info:
             fn("pid", str(tmp_path / "refused"))
         message = str(info.value)
@@ -145,7 +130,7 @@ def test_queued_call_times_out_without_running(refs, tmp_path: Path) -> None:
     started, release = tmp_path / "started", tmp_path / "release"
     with _load(refs["work"], workers=1) as fn:
         blocked = _Call(fn, "meet", str(started), str(release), 30.0)
-        _until(started.exists, what="the first call running")
+        wait_until(started.exists, what="the first call running")
         with pytest.raises(satchel.CallTimeout, match="no worker became free"):
             fn("pid", str(tmp_path / "late"), timeout=0.2)
         assert fn.pending == 0
@@ -258,7 +243,7 @@ def test_cancelling_an_acall_stuck_in_c_kills_its_worker_after_the_grace(refs, t
         elapsed, pid = asyncio.run(scenario())
         assert pid != stuck and fn.worker_pid == pid
         assert grace <= elapsed < grace + 5.0, f"the slot came back after {elapsed:.2f}s"
-        _until(lambda: _gone(stuck), timeout=5.0, what="the stuck worker gone")
+        wait_until(lambda: pid_gone(stuck), timeout=5.0, what="the stuck worker gone")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -267,7 +252,7 @@ def test_call_stuck_in_c_gets_its_worker_killed_others_unaffected(refs, tmp_path
     grace = 1.0
     with _load(refs["work"], transport, workers=2, cancel_grace=grace) as fn:
         other = _Call(fn, "meet", str(started), str(release), 60.0)
-        _until(started.exists, what="the other call running")
+        wait_until(started.exists, what="the other call running")
         holder = int(started.read_text())
         stuck = next(pid for pid in fn.worker_pids if pid != holder)
         t0 = time.monotonic()
@@ -276,7 +261,7 @@ def test_call_stuck_in_c_gets_its_worker_killed_others_unaffected(refs, tmp_path
         elapsed = time.monotonic() - t0
         assert "killed" in str(info.value)
         assert elapsed < 0.5 + grace + 1.0, f"the stuck call took {elapsed:.2f}s to give up"
-        _until(lambda: _gone(stuck), timeout=5.0, what="the stuck worker gone")
+        wait_until(lambda: pid_gone(stuck), timeout=5.0, what="the stuck worker gone")
         assert other.is_alive(), "the other call is still running on its worker"
         release.touch()
         assert other.result() == holder, "the other worker's call completes, on the same worker"
@@ -314,13 +299,13 @@ def test_crashed_worker_is_replaced_and_others_unaffected(refs, tmp_path: Path) 
     started, release = tmp_path / "started", tmp_path / "release"
     with _load(refs["work"], workers=2) as fn:
         other = _Call(fn, "meet", str(started), str(release), 60.0)
-        _until(started.exists, what="the other call running")
+        wait_until(started.exists, what="the other call running")
         holder = int(started.read_text())
         crashed = next(pid for pid in fn.worker_pids if pid != holder)
         with pytest.raises(satchel.WorkerCrashed) as info:
             fn("crash")
         assert info.value.exit_status == -9
-        _until(lambda: _gone(crashed), timeout=5.0, what="the crashed worker gone")
+        wait_until(lambda: pid_gone(crashed), timeout=5.0, what="the crashed worker gone")
         release.touch()
         assert other.result() == holder
         _assert_two_workers_again(fn, tmp_path, holder, crashed)
@@ -342,9 +327,9 @@ def test_close_fails_waiting_calls_and_leaves_no_processes(refs, tmp_path: Path)
     pids = fn.worker_pids
     assert len(set(pids)) == 3
     blockers = [_Call(fn, "meet", str(tmp_path / f"s{i}"), str(release), 60.0) for i in range(3)]
-    _until(lambda: all((tmp_path / f"s{i}").exists() for i in range(3)), what="three calls running")
+    wait_until(lambda: all((tmp_path / f"s{i}").exists() for i in range(3)), what="three calls running")
     waiting = _Call(fn, "pid")
-    _until(lambda: fn.pending == 1, what="a call waiting")
+    wait_until(lambda: fn.pending == 1, what="a call waiting")
     closer = threading.Thread(target=fn.close)
     closer.start()
     with pytest.raises(satchel.SatchelError, match="closed"):
@@ -354,7 +339,7 @@ def test_close_fails_waiting_calls_and_leaves_no_processes(refs, tmp_path: Path)
     closer.join(30)
     assert not closer.is_alive()
     for pid in pids:
-        _until(lambda pid=pid: _gone(pid), timeout=10.0, what=f"worker {pid} gone")
+        wait_until(lambda pid=pid: pid_gone(pid), timeout=10.0, what=f"worker {pid} gone")
     with pytest.raises(satchel.SatchelError, match="closed"):
         fn("pid")
 

@@ -21,6 +21,7 @@ import pytest
 import satchel
 from satchel.packager.bundle import publish, read_bundle
 from tests.functions import textutil
+from tests.waiting import pid_gone, wait_gone
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +40,6 @@ def plain_refs(store: str) -> dict:
     return {name: getattr(textutil, name).export(name=name, store=store) for name in names}
 
 
-def _gone(pid: int) -> bool:
-    """True once `pid` no longer runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1].startswith("Z")
-    except FileNotFoundError:
-        return True
-
-
 def test_the_contract(describe_ref) -> None:
     assert importlib.util.find_spec("humanize") is None, "the caller must not have humanize"
     fn = satchel.load(describe_ref)
@@ -58,18 +50,7 @@ def test_the_contract(describe_ref) -> None:
         assert worker is not None and worker != os.getpid()
     finally:
         fn.close()
-    assert _wait_gone(worker)
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _gone(pid):
-            return True
-        time.sleep(0.02)
-    return False
+    assert wait_gone(worker)
 
 
 def test_reference_forms(describe_ref, store: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +131,7 @@ def test_worker_crash(plain_refs, how: str, status: int) -> None:
             fn(how)
         assert info.value.exit_status == status
         assert f"about to crash by {how}" in info.value.stderr_tail
-        assert _wait_gone(first)
+        assert wait_gone(first)
         again = fn("none")
         assert again != first and fn.worker_pid == again
 
@@ -160,7 +141,7 @@ def test_timeout_restarts_worker(plain_refs) -> None:
         first = fn.worker_pid
         with pytest.raises(satchel.CallTimeout):
             fn(60.0, timeout=0.5)
-        assert _wait_gone(first)
+        assert wait_gone(first)
         assert fn(0.0) == 0.0
         assert fn.worker_pid != first
 
@@ -233,10 +214,10 @@ def test_no_orphans_when_caller_is_killed(plain_refs, tmp_path: Path) -> None:
     )
     caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     worker = int(caller.stdout.readline())
-    assert not _gone(worker)
+    assert not pid_gone(worker)
     caller.kill()
     caller.wait()
-    assert _wait_gone(worker), "the worker outlived its caller"
+    assert wait_gone(worker), "the worker outlived its caller"
 
 
 def test_bind_artifacts(store: str) -> None:
@@ -384,4 +365,4 @@ def test_workers_stop_when_the_caller_exits_without_closing(plain_refs) -> None:
     code = f"import satchel\nfn = satchel.load({str(plain_refs['pid'])!r})\nprint(fn())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert _wait_gone(int(out.stdout))
+    assert wait_gone(int(out.stdout))

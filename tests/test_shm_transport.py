@@ -14,6 +14,7 @@ import pytest
 import satchel
 from satchel.bindings import _native
 from tests.functions import textutil
+from tests.waiting import wait_gone
 
 pytestmark = pytest.mark.skipif(not _native.available(), reason="the ring library is unavailable here")
 
@@ -25,19 +26,6 @@ def _segments(pid: int) -> list[str]:
 def _uses_ring(pid: int) -> bool:
     with open(f"/proc/{pid}/maps") as fh:
         return _native.LIBRARY_NAME in fh.read()
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().split(") ", 1)[1].startswith("Z"):
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +71,7 @@ def test_worker_crash(refs, how: str, status: int) -> None:
         assert time.monotonic() - t0 < 5
         assert info.value.exit_status == status
         assert f"about to crash by {how}" in info.value.stderr_tail
-        assert _wait_gone(first)
+        assert wait_gone(first)
         again = fn("none")
         assert again != first and fn.worker_pid == again
     assert _segments(os.getpid()) == []
@@ -94,7 +82,7 @@ def test_timeout_restarts_worker(refs) -> None:
         first = fn.worker_pid
         with pytest.raises(satchel.CallTimeout):
             fn(60.0, timeout=0.5)
-        assert _wait_gone(first)
+        assert wait_gone(first)
         assert fn(0.0) == 0.0 and fn.worker_pid != first
     assert _segments(os.getpid()) == []
 
@@ -114,7 +102,7 @@ def test_caller_killed_mid_call_leaves_nothing(refs) -> None:
     caller.kill()
     caller.wait()
     caller.stdout.close()
-    assert _wait_gone(worker), "the worker outlived its caller"
+    assert wait_gone(worker), "the worker outlived its caller"
     assert _segments(caller.pid) == []
 
 

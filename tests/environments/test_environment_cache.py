@@ -19,7 +19,7 @@ from satchel.packager.blobcache import BlobCache
 from satchel.packager.environment import Environment
 from satchel.packager.resolvers.base import Lock, LockedPackage
 from satchel.packager.resolvers.uv import UvResolver
-from satchel.runtime.environments import MARKER, EnvironmentCache, python_path
+from satchel.runtime.environments import LAST_USED, MARKER, EnvironmentCache, python_path
 
 pytestmark = pytest.mark.slow
 
@@ -136,8 +136,10 @@ def test_marker_get_and_list(home: Path, lock: Lock, built: Path) -> None:
 
 def test_ensure_hit_reuses_and_touches(home: Path, lock: Lock, blobs: BlobCache, built: Path) -> None:
     cache = EnvironmentCache(home / "envs-main")
+    an_hour_ago = time.time() - 3600
+    (built / LAST_USED).touch()
+    os.utime(built / LAST_USED, (an_hour_ago, an_hour_ago))
     before = cache.list()[0].last_used
-    time.sleep(0.05)
     calls: list[str] = []
     assert cache.ensure(lock, fetcher(blobs, calls)) == built
     assert calls == []  # nothing fetched, nothing built
@@ -205,6 +207,7 @@ CONCURRENT = textwrap.dedent(
             fh.write(f"{os.getpid()} {package.name}\\n")
         return cache.path(package.sha256)
 
+    Path(go + f".ready-{os.getpid()}").touch()
     while not os.path.exists(go):
         time.sleep(0.005)
     env_dir = EnvironmentCache(Path(root)).ensure(lock, fetch)
@@ -228,7 +231,11 @@ def test_concurrent_ensure_builds_once(home: Path, lock: Lock, blobs: BlobCache,
         )
         for _ in range(3)
     ]
-    time.sleep(1.0)  # let all of them import and wait at the gate
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.ready-*"))) < len(procs):  # all imported and waiting at the gate
+        assert time.monotonic() < deadline, "the builders never reached the gate"
+        assert all(p.poll() is None for p in procs), "a builder exited early"
+        time.sleep(0.01)
     go.touch()
     results = [p.communicate(timeout=300) for p in procs]
     for proc, (_, err) in zip(procs, results, strict=True):

@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from satchel.bindings import _native
 from satchel.bindings.ring import SHM_DIR, Ring
+from tests.waiting import wait_until  # noqa: F401  (re-exported for the ring tests)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,17 +25,6 @@ if not _native.available():  # pragma: no cover - a machine without a C compiler
 def segments_of(pid: int) -> list[str]:
     """The names in /dev/shm of the ring segments created by process `pid`."""
     return sorted(name for name in os.listdir(SHM_DIR) if name.startswith(f"satchel-{pid}-"))
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.002)
 
 
 class Peer:
