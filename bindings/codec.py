@@ -9,21 +9,36 @@ A schema that is a plain `bytes` (e.g. an ndarray return value) skips fastavro: 
 a length prefix followed by the bytes, and `decode` hands the converter a zero-copy slice of the
 message.
 
-Who copies what when a large value travels (`encode_parts`, `RequestCodec.encode_call_parts`): the
-sending side never joins a large bytes-like or contiguous ndarray value into a new buffer. The parts
-it returns are the small Avro bytes around the value (length prefixes, the `.npy` header, the other
-fields) and the value's own memory, which the transport writes out part by part (`Transport.send`
-takes the parts as they are); so the one copy on the sending side is the transport's own write into
-its channel (the pipe's `writev`, the ring's copy into shared memory). The receiving side reads each
-message into one buffer and decodes raw bytes and ndarrays as views of it (see `decode`). Values of
-other types (and arrays that are not contiguous, Arrow tables, pickles) are encoded into a new
-buffer first, as `encode` does; only the final join is avoided.
+Who copies what when a large value travels (`encode_parts`, `RequestCodec.encode_call_parts`,
+`decode`, `RequestCodec.decode_call`), over the shm ring:
+
+- Sending side: never joins a large bytes-like or contiguous ndarray value into a new buffer. The
+  parts it returns are the small Avro bytes around the value (length prefixes, the `.npy` header,
+  the other fields) and the value's own memory, which the transport writes out part by part
+  (`Transport.send` takes the parts as they are); so the one copy is the transport's own write into
+  its channel (the ring's copy into shared memory, the pipe's `writev`). Values of other types (and
+  arrays that are not contiguous, Arrow tables, pickles) are encoded into a new buffer first, as
+  `encode` does; only the final join is avoided.
+- Receiving side: the transport reads each message into one buffer (the ring's copy out of shared
+  memory; a large message goes into a bytearray that is not zero-filled, backed by huge pages, and
+  is received into again once nothing refers to it any more: see `ring.Ring.recv`). Decoding then
+  copies nothing for raw bytes fields: `decode` of a plain bytes schema and `decode_call` of a
+  request whose fields are raw bytes and plain scalars (the common shapes; other requests go through
+  fastavro, which copies) slice the buffer, and the converters make the values: an ndarray is
+  `np.frombuffer` over it (writable, as the received bytearray is ours alone; read-only when decoded
+  from `bytes`), an Arrow table references it. A `bytes` value must be a bytes object, so it costs
+  one copy (`convert.copy_to_bytes`: into a bytes object that is not zero-filled first and is
+  backed by huge pages, so a large value costs few page faults).
+
+So a 100 MB ndarray echoed through a worker is copied four times in all (into the ring and out of it,
+each way), a 100 MB `bytes` six times; and a decoded ndarray keeps its whole message alive.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import struct
 from typing import Any
 
 import fastavro
@@ -181,6 +196,8 @@ class RequestCodec(Codec):
             f.name: f.node.logical == _avro.NDARRAY for f in node.fields if f.node.type == "bytes"
         }
         self._segments: list[tuple[Any, list[tuple[str, Any]]]] | None = None
+        # the hand-rolled decoder of requests with raw-bytes fields whose fields are all flat (see _decode_flat)
+        self._flat = _flat_fields(node) if self._raw_fields else None
 
     @property
     def has_raw_fields(self) -> bool:
@@ -260,8 +277,16 @@ class RequestCodec(Codec):
         raise ArgumentError(f"missing argument for parameter {name!r}")
 
     def decode_call(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
-        """The keyword arguments encoded in `data`, as Python values."""
-        datum = self.decode_datum(data)
+        """The keyword arguments encoded in `data`, as Python values.
+
+        A request with raw-bytes fields whose other fields are plain scalars is decoded here, without
+        fastavro: each raw-bytes field is a memoryview slice of `data` (no copy), which its converter
+        turns into the parameter's value (an ndarray viewing `data`, a `bytes` copy of it, ...).
+        """
+        if self._flat is not None:
+            datum = _decode_flat(self._flat, data)
+        else:
+            datum = self.decode_datum(data)
         return {name: self._field_from[name](datum[name]) for name, _ in self._fields}
 
     def defaults(self) -> dict[str, Any]:
@@ -269,6 +294,80 @@ class RequestCodec(Codec):
         return {
             name: self._field_from[name](copy.deepcopy(datum)) for name, datum in self._default_datums.items()
         }
+
+
+# field kinds of the hand-rolled request decoder
+_F_BYTES, _F_LONG, _F_DOUBLE, _F_FLOAT, _F_BOOLEAN, _F_STRING, _F_NULL = range(7)
+_FLAT_KINDS = {
+    "int": _F_LONG,
+    "long": _F_LONG,
+    "double": _F_DOUBLE,
+    "float": _F_FLOAT,
+    "boolean": _F_BOOLEAN,
+    "string": _F_STRING,
+    "null": _F_NULL,
+}
+_RAW_LOGICALS = (None, _avro.NDARRAY, _avro.ARROW, _avro.PICKLE)
+_DOUBLE = struct.Struct("<d")
+_FLOAT = struct.Struct("<f")
+
+
+def _flat_fields(node: Any) -> list[tuple[str, int]] | None:
+    """[(field name, kind)] when every field of the record `node` is raw bytes (no logical type, or one
+    of Satchel's bytes types) or a primitive scalar without a logical type; else None (fastavro
+    decodes it, applying whatever logical types it knows)."""
+    fields = []
+    for field in node.fields:
+        kind = field.node.type
+        if kind == "bytes" and field.node.logical in _RAW_LOGICALS:
+            fields.append((field.name, _F_BYTES))
+        elif kind in _FLAT_KINDS and field.node.logical is None:
+            fields.append((field.name, _FLAT_KINDS[kind]))
+        else:
+            return None
+    return fields
+
+
+def _decode_flat(fields: list[tuple[str, int]], data: Any) -> dict[str, Any]:
+    """The datum of a record of flat fields (`_flat_fields`) as fastavro would decode it, except that
+    bytes fields are memoryview slices of `data` rather than copies."""
+    view = memoryview(data)
+    if view.ndim != 1 or view.format != "B":
+        view = view.cast("B")
+    size = len(view)
+    pos = 0
+    datum: dict[str, Any] = {}
+    try:
+        for name, kind in fields:
+            if kind == _F_BYTES or kind == _F_STRING:
+                length, pos = _read_long(view, pos)
+                end = pos + length
+                if length < 0 or end > size:
+                    raise ProtocolError(f"field {name!r}: {length} bytes announced, {size - pos} present")
+                datum[name] = view[pos:end] if kind == _F_BYTES else str(view[pos:end], "utf-8")
+                pos = end
+            elif kind == _F_LONG:
+                datum[name], pos = _read_long(view, pos)
+            elif kind == _F_DOUBLE:
+                (datum[name],) = _DOUBLE.unpack_from(view, pos)
+                pos += 8
+            elif kind == _F_FLOAT:
+                (datum[name],) = _FLOAT.unpack_from(view, pos)
+                pos += 4
+            elif kind == _F_BOOLEAN:
+                if pos >= size:
+                    raise ProtocolError("truncated Avro data")
+                datum[name] = view[pos] != 0
+                pos += 1
+            else:
+                datum[name] = None
+    except ProtocolError as exc:
+        raise ProtocolError(f"malformed Avro data for this schema: {exc}") from None
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed Avro data for this schema: {type(exc).__name__}: {exc}") from None
+    if pos != size:
+        raise ProtocolError(f"{size - pos} unexpected trailing bytes after the Avro datum")
+    return datum
 
 
 def _nbytes(data: Any) -> int:

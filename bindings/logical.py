@@ -15,8 +15,9 @@ numpy, pyarrow and pandas are imported only when a value of those kinds is encod
 when missing, a `SatchelError` says which package to install.
 
 Decoding is zero-copy where the library allows it: an ndarray is a view over the bytes it was
-decoded from (read-only when those are `bytes`: call `.copy()` to modify it), a pyarrow Table
-references the received buffer. Keep that in mind before holding on to a small slice of a large
+decoded from (`np.frombuffer`: writable when those are a mutable buffer, as a large message received
+over the ring is, a bytearray no one else holds; read-only when they are `bytes`: call `.copy()` to
+modify it), a pyarrow Table references the received buffer. Keep that in mind before holding on to a small slice of a large
 message.
 """
 
@@ -138,10 +139,30 @@ def ndarray_parts(array: Any) -> list[Any]:
         return [out.getvalue()]
     # contiguous: numpy's own header, then the array's memory itself
     fortran = not array.flags.c_contiguous
-    header = io.BytesIO()
-    write_header(header, np.lib.format.header_data_from_array_1_0(array))
+    dtype = array.dtype
+    key = (dtype.str, array.shape, fortran) if dtype.fields is None and dtype.subdtype is None else None
+    header_bytes = _npy_headers.get(key) if key is not None else None
+    if header_bytes is None:
+        header = io.BytesIO()
+        write_header(header, np.lib.format.header_data_from_array_1_0(array))
+        header_bytes = header.getvalue()
+        if key is not None:
+            _remember(_npy_headers, key, header_bytes)
     body = (array.T if fortran else array).reshape(-1).view(np.uint8)
-    return [header.getvalue(), memoryview(body)]
+    return [header_bytes, memoryview(body)]
+
+
+# .npy headers written and read lately (the same shapes tend to travel again): parsing one with
+# ast.literal_eval, or writing one, costs more than the rest of a small array's encoding
+_npy_headers: dict = {}  # (dtype.str, shape, fortran) -> header bytes
+_npy_parsed: dict = {}  # header bytes -> (dtype, shape, fortran_order)
+_CACHED_HEADERS = 256
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHED_HEADERS:
+        cache.clear()
+    cache[key] = value
 
 
 def _npy_header_writer(np: Any) -> Any:
@@ -172,7 +193,30 @@ def decode_ndarray(data: Any) -> Any:
         raise ValueError(f"unsupported .npy format version {major}.{view[7]}")
     if header_len > _MAX_NPY_HEADER or start + header_len > len(view):
         raise ValueError("truncated or oversized .npy header")
-    header_text = bytes(view[start : start + header_len]).decode("utf-8" if major >= 3 else "latin-1")
+    raw_header = bytes(view[: start + header_len])
+    parsed = _npy_parsed.get(raw_header)
+    if parsed is None:
+        parsed = _parse_npy_header(np, raw_header[start:], major)
+        _remember(_npy_parsed, raw_header, parsed)
+    dtype, shape, fortran_order = parsed
+    count = 1
+    for n in shape:
+        count *= n
+    offset = start + header_len
+    if len(view) - offset != count * dtype.itemsize:
+        raise ValueError(
+            f".npy data holds {len(view) - offset} bytes, its header announces {count * dtype.itemsize}"
+        )
+    order = "F" if fortran_order else "C"
+    if count == 0:
+        return np.empty(shape, dtype=dtype, order=order)
+    flat = np.frombuffer(view, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order=order)
+
+
+def _parse_npy_header(np: Any, raw: bytes, major: int) -> tuple[Any, tuple, bool]:
+    """(dtype, shape, fortran_order) of the header dict text of a .npy file (format `major`.x)."""
+    header_text = raw.decode("utf-8" if major >= 3 else "latin-1")
     try:
         header = ast.literal_eval(header_text)
     except (ValueError, SyntaxError) as exc:
@@ -185,19 +229,7 @@ def decode_ndarray(data: Any) -> Any:
     shape = header["shape"]
     if not isinstance(shape, tuple) or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise ValueError(f"malformed .npy shape {shape!r}")
-    count = 1
-    for n in shape:
-        count *= n
-    offset = start + header_len
-    if len(view) - offset != count * dtype.itemsize:
-        raise ValueError(
-            f".npy data holds {len(view) - offset} bytes, its header announces {count * dtype.itemsize}"
-        )
-    order = "F" if header["fortran_order"] else "C"
-    if count == 0:
-        return np.empty(shape, dtype=dtype, order=order)
-    flat = np.frombuffer(view, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order=order)
+    return dtype, shape, bool(header["fortran_order"])
 
 
 # --- arrow ------------------------------------------------------------------------------------------
@@ -210,10 +242,20 @@ def encode_arrow(table: Any) -> memoryview:
         table = pa.Table.from_batches([table])
     if not isinstance(table, pa.Table):
         raise TypeError(f"expected pyarrow.Table, got {type(table).__name__}")
-    sink = pa.BufferOutputStream()
+    # Measure the stream first (writing to a MockOutputStream copies nothing), then write it into a
+    # buffer of that size from Arrow's pool: a growing BufferOutputStream would copy it as it grows
+    # and fault in fresh memory each time.
+    mock = pa.MockOutputStream()
+    with pa.ipc.new_stream(mock, table.schema) as writer:
+        writer.write_table(table)
+    size = mock.size()
+    buffer = pa.allocate_buffer(size)
+    sink = pa.FixedSizeBufferWriter(buffer)
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return memoryview(sink.getvalue()).cast("B")
+    if sink.tell() != size:  # pragma: no cover - the two writes differ: keep what was written
+        buffer = buffer.slice(0, sink.tell())
+    return memoryview(buffer).cast("B")
 
 
 def decode_arrow(data: Any) -> Any:

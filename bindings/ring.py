@@ -3,8 +3,11 @@
 `Ring.create()` (the caller) makes a segment `/satchel-<pid>-<random>` in /dev/shm with two byte rings;
 `Ring.attach(name)` (the worker) maps it. `send(parts)` copies the parts straight into the ring, in chunks
 when the message is larger than it; `recv()` returns one whole message (bytes when small; a bytearray of
-the announced length, filled exactly once, when large). The work is done by the C library
-(`satchel.bindings._native`), through ctypes.
+the announced length, filled exactly once, when large: never zero-filled first, advised to be backed
+by huge pages, and the same bytearray as the previous large message when that has the same length and
+nothing refers to it any more, so that steady large calls cost no page faults; one such buffer, of
+at most 1 GiB, stays with each end). The work is done by the C library (`satchel.bindings._native`),
+through ctypes.
 
 Also here, in pure Python (no library needed): reading segment headers, and finding and removing
 segments whose processes are gone (`satchel doctor --clean`). Python 3.9+, standard library only.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -166,6 +170,10 @@ class Ring:
         self._len_ref = ctypes.byref(self._len)
         self._big: bytearray | None = None
         self._big_ref: Any = None
+        # the buffer of the last large message, received into again once nothing else refers to it
+        self._spare: bytearray | None = None
+        self._spare_ref: Any = None
+        self._spare_refs = 0  # sys.getrefcount(self._spare) when only this ring refers to it
         self._state = threading.Lock()
         self._busy = 0
         self._closing = False
@@ -318,6 +326,14 @@ class Ring:
                 return ctypes.string_at(self._scratch_addr, self._len.value)
             if rc == MORE:
                 size = self._len.value
+                spare, self._spare = self._spare, None
+                if spare is not None and len(spare) == size and _getrefcount(spare) == self._spare_refs:
+                    self._big, self._big_ref = spare, self._spare_ref  # nothing refers to it any more
+                    self._spare_ref = None
+                    del spare
+                    break
+                del spare
+                self._spare_ref = None
                 try:
                     self._big = _new_buffer(size)
                 except MemoryError:
@@ -325,6 +341,7 @@ class Ring:
                     raise ProtocolError(f"a message of {size} bytes announced: too large") from None
                 self._big_ref = (ctypes.c_char * size).from_buffer(self._big)
                 lib.sr_advise_buffer(ctypes.addressof(self._big_ref), size)
+                self._spare_refs = _getrefcount(self._big) if _REUSE else -1
                 break
             if rc != TIMEOUT:
                 self._raise(rc, "recv")
@@ -337,7 +354,10 @@ class Ring:
         while True:
             rc = lib.sr_recv_into(h, address, _SLICE_NS)  # started: no deadline (slices for signals)
             if rc == OK:
-                message, self._big, self._big_ref = self._big, None, None
+                message, ref = self._big, self._big_ref
+                self._big = self._big_ref = None
+                if _REUSE and len(message) <= _SPARE_MAX:
+                    self._spare, self._spare_ref = message, ref
                 return message
             if rc != TIMEOUT:
                 self._raise(rc, "recv")
@@ -367,6 +387,7 @@ class Ring:
             self._freed = True
             self._lib.sr_close(self._h)
             self._big = self._big_ref = None
+            self._spare = self._spare_ref = None
 
     @property
     def closed(self) -> bool:
@@ -383,6 +404,9 @@ class Ring:
 
 
 _uninitialized: Any = None
+_getrefcount: Any = getattr(sys, "getrefcount", None)
+_REUSE = _getrefcount is not None  # CPython: a received buffer nothing refers to any more is reused
+_SPARE_MAX = 1 << 30  # larger message buffers are not kept for reuse
 
 
 def _new_buffer(size: int) -> bytearray:

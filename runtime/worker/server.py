@@ -81,6 +81,7 @@ class Server:
             if msg.kind == env.Kind.CALL:
                 self._run(msg)
             # a CANCEL read here is for a call already answered: nothing to do
+            msg = None  # let go of the message buffer before the next receive (the ring reuses it)
 
     def _next(self) -> env.Envelope | None:
         # Only the helper changes these, and only while a call runs: between calls they are stable

@@ -22,9 +22,10 @@ def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0) ->
     loop for `seconds`; sleep: time.sleep(seconds), which Python cannot interrupt; crash: SIGKILL
     itself; pid: nothing.
     """
-    if mine:
-        with open(mine, "w") as fh:
+    if mine:  # written aside and renamed: the file appears with its content
+        with open(mine + ".tmp", "w") as fh:
             fh.write(str(os.getpid()))
+        os.replace(mine + ".tmp", mine)
     if action == "meet":
         deadline = time.monotonic() + seconds
         while not os.path.exists(other):
