@@ -315,7 +315,7 @@ class UvResolver(Resolver):
                     raise EnvironmentResolutionError(
                         f"Could not resolve the environment (Python {env.python}: {listed}).\n"
                         f"uv says:\n{uv_error_text(proc.stderr)}\n"
-                        "Check the package names and versions (e.g. on https://pypi.org), relax "
+                        "Check the package names and versions on your package index, relax "
                         "conflicting pins, or check your network and index settings."
                     )
                 if tomllib is None:  # pragma: no cover
