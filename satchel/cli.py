@@ -390,5 +390,13 @@ def doctor(clean: bool) -> None:
         _out("run `satchel doctor --clean` to remove the orphaned segments")
 
 
+def _register_extensions() -> None:
+    from satchel.serving.cli import serve_command
+
+    main.add_command(serve_command)
+
+
+_register_extensions()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

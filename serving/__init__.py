@@ -1,1 +1,23 @@
-"""Serving: REST and gRPC gateways over worker pools (a later issue)."""
+"""Serving: host loaded functions behind gateways (the REST gateway for now; gRPC, jobs and autoscaling later).
+
+`serve([refs...])` runs a server; `create_app(functions)` builds the ASGI app (FastAPI) to run elsewhere.
+Needs the `serve` extra (fastapi, uvicorn, prometheus-client); imported lazily so `import satchel` never does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["create_app", "serve"]
+
+
+def create_app(*args: Any, **kwargs: Any):
+    from .app import create_app as _create_app
+
+    return _create_app(*args, **kwargs)
+
+
+def serve(*args: Any, **kwargs: Any) -> None:
+    from .server import serve as _serve
+
+    return _serve(*args, **kwargs)

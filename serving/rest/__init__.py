@@ -1,0 +1,1 @@
+"""The REST gateway's routes: invoke, the OpenAPI document, probes."""

@@ -1,0 +1,146 @@
+"""POST /v1/functions/{name}:invoke — JSON or Avro in, JSON or Avro out (content negotiation by Accept)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from satchel.errors import ArgumentError
+
+from ..hosted import HostedFunction
+from ..metrics import Metrics
+from ..problems import HttpProblem, from_call_error, problem_response
+
+AVRO = "application/avro"
+FINGERPRINT_HEADER = "x-satchel-fingerprint"
+TIMEOUT_HEADER = "x-satchel-timeout"
+PATH = "/v1/functions/{name}:invoke"
+
+
+def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug: bool):
+    async def invoke(request: Request) -> Response:
+        name = request.path_params["name"]
+        request_id = request.scope.get("state", {}).get("request_id")
+        hosted = functions.get(name)
+        if hosted is None:
+            return problem_response(
+                HttpProblem(
+                    404,
+                    "unknown-function",
+                    "Unknown function",
+                    f"no function named {name!r}",
+                    functions=sorted(functions),
+                ),
+                request_id,
+            )
+        started = time.perf_counter()
+        metrics.in_flight.labels(name).inc()
+        status = 500
+        try:
+            try:
+                response = await _invoke(hosted, request)
+            except HttpProblem as p:
+                response = problem_response(p, request_id)
+                metrics.errors.labels(name, p.kind).inc()
+            except Exception as exc:
+                p = from_call_error(exc, name, debug=debug, request_id=request_id)
+                response = problem_response(p, request_id)
+                metrics.errors.labels(name, p.kind).inc()
+            status = response.status_code
+            return response
+        finally:
+            metrics.in_flight.labels(name).dec()
+            metrics.requests.labels(name, str(status)).inc()
+            metrics.latency.labels(name).observe(time.perf_counter() - started)
+
+    return invoke
+
+
+async def _invoke(hosted: HostedFunction, request: Request) -> Response:
+    body = await request.body()
+    content_type = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+    if content_type == AVRO:
+        arguments = _avro_arguments(hosted, body, request.headers.get(FINGERPRINT_HEADER))
+    elif content_type in ("application/json", "") or content_type.endswith("+json"):
+        try:
+            document = json.loads(body) if body else {}
+        except ValueError as exc:
+            raise HttpProblem(
+                400, "malformed-body", "Malformed request body", f"invalid JSON: {exc}", function=hosted.name
+            ) from None
+        try:
+            arguments = hosted.arguments_from_json(document)
+        except ArgumentError as exc:
+            raise HttpProblem(
+                400,
+                "invalid-argument",
+                "Invalid argument",
+                str(exc),
+                function=hosted.name,
+                parameter=getattr(exc, "parameter", None),
+            ) from None
+    else:
+        raise HttpProblem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            f"send application/json or {AVRO}, not {content_type}",
+            function=hosted.name,
+        )
+    timeout = _timeout(request.headers.get(TIMEOUT_HEADER))
+    args, kwargs = hosted.split(arguments)
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    result = await hosted.fn.acall(*args, **kwargs)
+    if _wants_avro(request.headers.get("accept", "")):
+        return Response(
+            hosted.response_codec.encode(result),
+            media_type=AVRO,
+            headers={"X-Satchel-Fingerprint": hosted.response_fingerprint},
+        )
+    try:
+        payload = hosted.response_form.value_to_json(result)
+    except ArgumentError as exc:  # the function returned something its schema does not allow
+        raise HttpProblem(
+            500, "bad-result", "The result does not fit the response schema", str(exc), function=hosted.name
+        ) from None
+    return Response(json.dumps({"result": payload}, allow_nan=False), media_type="application/json")
+
+
+def _avro_arguments(hosted: HostedFunction, body: bytes, fingerprint: str | None) -> dict[str, Any]:
+    if fingerprint is None or fingerprint.strip().lower() != hosted.request_fingerprint:
+        raise HttpProblem(
+            400,
+            "fingerprint-mismatch",
+            "Schema fingerprint mismatch",
+            f"an {AVRO} body needs the header X-Satchel-Fingerprint: {hosted.request_fingerprint} "
+            f"(the request schema's CRC-64-AVRO fingerprint); got {fingerprint!r}",
+            function=hosted.name,
+            expected_fingerprint=hosted.request_fingerprint,
+        )
+    return hosted.request_codec.decode_call(body)  # ProtocolError -> 400
+
+
+def _timeout(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise HttpProblem(
+            400,
+            "invalid-header",
+            "Invalid header",
+            f"X-Satchel-Timeout: {text!r} is not a positive number of seconds",
+        )
+    return value
+
+
+def _wants_avro(accept: str) -> bool:
+    return AVRO in accept and "application/json" not in accept
