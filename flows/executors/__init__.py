@@ -1,0 +1,16 @@
+"""Executors: where tasks run. One interface (`base.Executor`); backends registered by name."""
+
+from __future__ import annotations
+
+from satchel.flows.executors.base import Executor, Finished, Job
+
+__all__ = ["Executor", "Finished", "Job", "get_executor"]
+
+
+def get_executor(name: str, **options: object) -> Executor:
+    """The executor registered as `name` (`local`)."""
+    if name == "local":
+        from satchel.flows.executors.local import LocalExecutor
+
+        return LocalExecutor(**options)  # type: ignore[arg-type]
+    raise ValueError(f"unknown executor {name!r}; known: local")

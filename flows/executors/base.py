@@ -1,0 +1,50 @@
+"""The executor interface: run jobs (one task attempt each), report when they finish."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Job:
+    """One attempt of one task. `target()` runs it where the executor puts it and returns an exit status."""
+
+    key: Any
+    target: Callable[[], int] = field(repr=False)
+    cpu: float = 1
+    timeout: float | None = None
+
+
+@dataclass
+class Finished:
+    """A job that ended: its exit code (None if it was killed), and whether its timeout killed it."""
+
+    job: Job
+    exitcode: int | None
+    timed_out: bool = False
+
+
+class Executor(ABC):
+    """Runs jobs concurrently within a capacity; the runtime schedules, the executor only executes."""
+
+    @abstractmethod
+    def can_accept(self, cpu: float) -> bool:
+        """Whether a job needing `cpu` can start now."""
+
+    @abstractmethod
+    def submit(self, job: Job) -> None: ...
+
+    @abstractmethod
+    def wait(self) -> list[Finished]:
+        """Block until at least one running job ends (or is killed by its timeout); return those."""
+
+    @property
+    @abstractmethod
+    def running(self) -> int: ...
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Kill every running job."""

@@ -1,0 +1,80 @@
+"""The local executor: a bounded pool of processes, each task attempt forked from the warm parent
+(which has already imported the flow and everything it imports), so a task starts in milliseconds."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from multiprocessing.connection import wait as wait_any
+
+from satchel.flows.executors.base import Executor, Finished, Job
+
+_FORK = multiprocessing.get_context("fork")
+
+
+def _child(job: Job) -> None:
+    os._exit(job.target())
+
+
+class LocalExecutor(Executor):
+    """Up to `max_workers` cpu units of tasks at once (a task counts its `@resources(cpu=)`, capped at
+    the pool size); a task past its timeout is killed."""
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        self.max_workers = max_workers or os.cpu_count() or 1
+        self._procs: dict[int, tuple[Job, multiprocessing.process.BaseProcess, float | None, float]] = {}
+        self._used = 0.0
+
+    def _cost(self, cpu: float) -> float:
+        return min(max(cpu, 0), self.max_workers)
+
+    def can_accept(self, cpu: float) -> bool:
+        return self._used <= 1e-9 or self._used + self._cost(cpu) <= self.max_workers + 1e-9
+
+    @property
+    def running(self) -> int:
+        return len(self._procs)
+
+    def submit(self, job: Job) -> None:
+        proc = _FORK.Process(target=_child, args=(job,), daemon=False)
+        proc.start()
+        deadline = time.monotonic() + job.timeout if job.timeout else None
+        cost = self._cost(job.cpu)
+        self._used += cost
+        self._procs[proc.sentinel] = (job, proc, deadline, cost)
+
+    def wait(self) -> list[Finished]:
+        if not self._procs:
+            return []
+        while True:
+            deadlines = [d for (_, _, d, _) in self._procs.values() if d is not None]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait_any(list(self._procs), timeout)
+            done: list[Finished] = []
+            for sentinel in ready:
+                job, proc, _, _ = self._release(sentinel)
+                proc.join()
+                done.append(Finished(job, proc.exitcode))
+            now = time.monotonic()
+            for sentinel, (job, proc, deadline, _) in list(self._procs.items()):
+                if deadline is not None and now >= deadline:
+                    proc.kill()
+                    proc.join()
+                    self._release(sentinel)
+                    done.append(Finished(job, None, timed_out=True))
+            if done:
+                return done
+
+    def _release(self, sentinel: int) -> tuple:
+        entry = self._procs.pop(sentinel)
+        self._used -= entry[3]
+        return entry
+
+    def shutdown(self) -> None:
+        for sentinel, (_, proc, _, _) in list(self._procs.items()):
+            proc.kill()
+            proc.join()
+            self._release(sentinel)
