@@ -12,7 +12,8 @@ from satchel.packager.stores import Store
 
 
 class Runner:
-    """Runs a FlowSpec subclass in this process's executor (tasks are forked from this process)."""
+    """Runs a FlowSpec subclass in this process's executor (tasks are forked from this process; those of
+    `@environment` steps are fresh interpreters of their environment)."""
 
     def __init__(
         self,

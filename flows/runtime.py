@@ -3,21 +3,29 @@
 The parent (this module's `FlowRun`) decides what runs next from each finished task's record; a task
 (`execute_task`, in a child process) loads its inputs lazily from the datastore, runs the step, and
 writes its artifacts, its attempt record and its stdout/stderr back to the datastore.
+
+A task of a plain step is forked from this process; a task of an `@environment` step is a fresh
+interpreter of the step's environment (see `flows/environments.py`) that runs `task_main`, which imports
+the flow file and then runs the same `execute_task`.
 """
 
 from __future__ import annotations
 
 import getpass
+import importlib.util
+import inspect
 import os
 import pickle
+import shutil
 import sys
 import tempfile
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from satchel.flows.current import current
@@ -64,17 +72,13 @@ class FlowRun:
 
     def __post_init__(self) -> None:
         self.graph = FlowGraph(self.flow_cls)
-        for node in self.graph:
-            if "environment" in node.decos:
-                raise NotImplementedError(
-                    f"step {node.name!r} ({node.where()}): @environment steps run in the next slice of the flow "
-                    "engine; remove @environment to run the step in this interpreter"
-                )
         self.flow_name = self.flow_cls.__name__
         self.ds = FlowDatastore(self.flow_name, self.store)
         self.params = _resolve_parameters(self.flow_cls, self.parameters)
         self.user = _user()
         self.run_id: str | None = None
+        self._step_envs: dict[str, Any] = {}  # step name -> StepEnvironment, for @environment steps
+        self._jobs_dir: Path | None = None
 
     # -- the parent: scheduling -----------------------------------------------------------------------
 
@@ -101,6 +105,7 @@ class FlowRun:
         failure: str | None = None
         end_done = False
         try:
+            failure = self._prepare_environments()
             while (queue or executor.running) and failure is None:
                 while queue and executor.can_accept(self._cpu(queue[0].step)):
                     self._submit(executor, queue.popleft())
@@ -122,6 +127,9 @@ class FlowRun:
             raise
         finally:
             executor.shutdown()
+            if self._jobs_dir is not None:
+                shutil.rmtree(self._jobs_dir, ignore_errors=True)
+                self._jobs_dir = None
             record.update(status="failed" if failure else "successful", finished=time.time())
             if failure:
                 record["error"] = failure
@@ -131,6 +139,28 @@ class FlowRun:
             raise RunFailed(f"run {self.flow_name}/{self.run_id} failed: {failure}", self.run_id)
         self._say(f"{self.flow_name}/{self.run_id}: run successful")
         return self.run_id
+
+    def _prepare_environments(self) -> str | None:
+        """Resolve and materialize the environments of the `@environment` steps (once per distinct
+        environment); a failure message naming the step, or None."""
+        nodes = [node for node in self.graph.sorted_steps() if "environment" in node.decos]
+        if not nodes:
+            return None
+        from satchel.flows.environments import Environments
+
+        if "<locals>" in self.flow_cls.__qualname__:
+            return (
+                f"step {nodes[0].name!r} ({nodes[0].where()}): an @environment step runs in a fresh "
+                f"interpreter that imports the flow from its file, so {self.flow_name} must be defined at "
+                "the top level of its module, not inside a function"
+            )
+        envs = Environments(progress=self._say)
+        try:
+            for node in nodes:
+                self._step_envs[node.name] = envs.for_step(node, self.ds.store)
+        except FlowError as exc:
+            return str(exc)
+        return None
 
     def _say(self, line: str) -> None:
         if self.echo:
@@ -146,9 +176,42 @@ class FlowRun:
     def _submit(self, executor: Executor, spec: TaskSpec) -> None:
         node = self.graph[spec.step]
         timeout = node.decos.get("timeout", {}).get("seconds")
+        if spec.step in self._step_envs:
+            command = self._env_command(spec)
+            executor.submit(Job(spec, command=command, cpu=self._cpu(spec.step), timeout=timeout))
+            return
         executor.submit(
             Job(spec, lambda: execute_task(self, spec), cpu=self._cpu(spec.step), timeout=timeout)
         )
+
+    def _env_command(self, spec: TaskSpec) -> list[str]:
+        """The command running one attempt of an `@environment` step's task in its environment's
+        interpreter: the flows kit's launcher and a job file (everything `task_main` needs)."""
+        from satchel.flows.environments import KIT_LAUNCHER, flow_kit
+
+        if self._jobs_dir is None:
+            self._jobs_dir = Path(tempfile.mkdtemp(prefix="satchel-flow-jobs-"))
+        try:
+            flow_file = inspect.getsourcefile(self.flow_cls) or inspect.getfile(self.flow_cls)
+        except TypeError as exc:
+            raise FlowError(
+                f"step {spec.step!r}: @environment steps need the flow defined in a file ({exc})"
+            ) from None
+        job = {
+            "flow_file": str(Path(flow_file).resolve()),
+            "flow_module": self.flow_cls.__module__,
+            "flow_qualname": self.flow_cls.__qualname__,
+            "flow_name": self.flow_name,
+            "run_id": self.run_id,
+            "params": self.params,
+            "user": self.user,
+            "store": _portable_store(self.ds.store),
+            "task": asdict(spec),
+        }
+        path = self._jobs_dir / f"{spec.step}-{spec.task_id}-{spec.attempt}.pickle"
+        path.write_bytes(pickle.dumps(job, protocol=4))
+        interpreter = self._step_envs[spec.step].interpreter
+        return [str(interpreter), "-s", str(flow_kit() / KIT_LAUNCHER), str(path)]
 
     def _finish(self, spec: TaskSpec, exitcode: int | None, timed_out: bool) -> dict | TaskSpec | str:
         """A finished attempt: its task record, a TaskSpec to retry, or a failure message."""
@@ -214,6 +277,9 @@ class FlowRun:
             "foreach_stack": spec.foreach_stack,
             "inputs": [i["pathspec"] for i in spec.inputs],
             "resources": node.decos.get("resources"),
+            **(
+                {"environment": self._step_envs[spec.step].describe()} if spec.step in self._step_envs else {}
+            ),
             "pathspec": spec.pathspec(self.flow_name, self.run_id),
             "finished": time.time(),
         }
@@ -306,7 +372,7 @@ def _inherited(graph: FlowGraph, node: StepNode, spec: TaskSpec, params: dict) -
 
 
 def execute_task(run: FlowRun, spec: TaskSpec) -> int:
-    """Run one attempt of a task in this (forked) process; record everything in the datastore. Exit status."""
+    """Run one attempt of a task in this (forked, or for `@environment` steps fresh) process; record everything in the datastore. Exit status."""
     run.ds.store = _fresh_store(run.ds.store)
     ds, node = run.ds, run.graph[spec.step]
     pathspec = spec.pathspec(run.flow_name, run.run_id)
@@ -346,6 +412,82 @@ def execute_task(run: FlowRun, spec: TaskSpec) -> int:
             (logs / stream).unlink(missing_ok=True)
         logs.rmdir()
     return status
+
+
+def _portable_store(store: Any) -> Any:
+    """The store as a task in another interpreter gets it: the object itself when it pickles (stores
+    pickle without their clients), else its URL."""
+    try:
+        pickle.dumps(store, protocol=4)
+        return store
+    except Exception:  # noqa: BLE001
+        return store.url
+
+
+def _import_flow(flow_file: str, module_name: str, qualname: str) -> type:
+    """The flow class, from its file, in a fresh interpreter (a flow run as a script is `__main__`
+    in the parent: here it is imported under another name, without running its main block)."""
+    path = Path(flow_file)
+    name = module_name if module_name != "__main__" else "__satchel_flow__"
+    roots = [path.parent]
+    if module_name != "__main__":  # the directory its top-level package lives in, for its own imports
+        root = path.parent
+        for _ in range(module_name.count(".")):
+            root = root.parent
+        roots.append(root)
+    for root in roots:
+        if str(root) not in sys.path:
+            sys.path.append(str(root))
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise FlowError(f"cannot import the flow file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if module_name == "__main__":
+        sys.modules["__main__"] = module  # so artifacts pickled as __main__.X load
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def task_main(job_file: str) -> int:
+    """One attempt of an `@environment` step's task, in a fresh interpreter of its environment (the
+    flows kit's launcher calls this). Exit status."""
+    with open(job_file, "rb") as fh:
+        job = pickle.load(fh)
+    spec = TaskSpec(**job["task"])
+    ds = FlowDatastore(job["flow_name"], job["store"])
+    try:
+        flow_cls = _import_flow(job["flow_file"], job["flow_module"], job["flow_qualname"])
+        graph = FlowGraph(flow_cls)
+    except BaseException as exc:  # noqa: BLE001 - recorded like any task failure
+        text = traceback.format_exc()
+        sys.stderr.write(text)
+        prefix = ds.attempt_prefix(job["run_id"], spec.step, spec.task_id, spec.attempt)
+        ds.store.write_document(prefix + "stderr.log", text.encode())
+        ds.write_json(
+            prefix + "attempt.json",
+            {
+                "status": "failed",
+                "error_type": type(exc).__name__,
+                "error": f"importing the flow in the step's environment ({sys.executable}) failed: {exc}",
+                "traceback": text,
+                "finished": time.time(),
+            },
+        )
+        return 1
+    run = SimpleNamespace(
+        flow_cls=flow_cls,
+        graph=graph,
+        ds=ds,
+        flow_name=job["flow_name"],
+        run_id=job["run_id"],
+        params=job["params"],
+        user=job["user"],
+    )
+    return execute_task(run, spec)  # type: ignore[arg-type]
 
 
 def _fresh_store(store: Any) -> Any:

@@ -10,12 +10,15 @@ from typing import Any
 
 @dataclass
 class Job:
-    """One attempt of one task. `target()` runs it where the executor puts it and returns an exit status."""
+    """One attempt of one task. `target()` runs it where the executor puts it and returns an exit status;
+    or, when `command` is given (an `@environment` step), the attempt is that fresh process, whose exit
+    status is the attempt's."""
 
     key: Any
-    target: Callable[[], int] = field(repr=False)
+    target: Callable[[], int] | None = field(repr=False, default=None)
     cpu: float = 1
     timeout: float | None = None
+    command: list[str] | None = None
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """The local executor: a bounded pool of processes, each task attempt forked from the warm parent
-(which has already imported the flow and everything it imports), so a task starts in milliseconds."""
+(which has already imported the flow and everything it imports), so a task starts in milliseconds;
+a job with a `command` (an `@environment` step) is started as that fresh process instead."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 import time
 from multiprocessing.connection import wait as wait_any
 
@@ -15,6 +17,36 @@ _FORK = multiprocessing.get_context("fork")
 
 def _child(job: Job) -> None:
     os._exit(job.target())
+
+
+class _CommandProcess:
+    """A job's command as a child process, with the `Process` methods the pool uses. Its sentinel is the
+    read end of a pipe whose write end only the child holds, so it becomes readable when the child exits."""
+
+    def __init__(self, command: list[str]) -> None:
+        read, write = os.pipe()
+        try:
+            self._popen = subprocess.Popen(command, pass_fds=(write,), close_fds=True)
+        except BaseException:
+            os.close(read)
+            raise
+        finally:
+            os.close(write)
+        self.sentinel = read
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._popen.returncode
+
+    def kill(self) -> None:
+        if self._popen.poll() is None:
+            self._popen.kill()
+
+    def join(self) -> None:
+        self._popen.wait()
+        if self.sentinel >= 0:
+            os.close(self.sentinel)
+            self.sentinel = -1
 
 
 class LocalExecutor(Executor):
@@ -39,8 +71,11 @@ class LocalExecutor(Executor):
         return len(self._procs)
 
     def submit(self, job: Job) -> None:
-        proc = _FORK.Process(target=_child, args=(job,), daemon=False)
-        proc.start()
+        if job.command is not None:
+            proc = _CommandProcess(job.command)
+        else:
+            proc = _FORK.Process(target=_child, args=(job,), daemon=False)
+            proc.start()
         deadline = time.monotonic() + job.timeout if job.timeout else None
         cost = self._cost(job.cpu)
         self._used += cost

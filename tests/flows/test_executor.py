@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from satchel.flows import FlowSpec, Runner, environment, step
+from satchel.flows import FlowSpec, RunFailed, Runner, environment, step
 from satchel.flows.executors.local import LocalExecutor
 from tests.flows.helpers import flow_class
 
@@ -31,7 +31,7 @@ def test_pool_capacity_counts_cpu() -> None:
         LocalExecutor(max_workers=0)
 
 
-def test_environment_steps_are_refused_before_anything_runs(store_url: str) -> None:
+def test_environment_steps_need_a_flow_importable_from_its_file(store_url: str) -> None:
     class EnvFlow(FlowSpec):
         @step
         def start(self):
@@ -46,5 +46,5 @@ def test_environment_steps_are_refused_before_anything_runs(store_url: str) -> N
         def end(self):
             pass
 
-    with pytest.raises(NotImplementedError, match="step 'fit'.*@environment steps run in the next slice"):
+    with pytest.raises(RunFailed, match="step 'fit'.*must be defined at the top level of its module"):
         Runner(EnvFlow).run()

@@ -1,0 +1,170 @@
+"""`@environment` steps: their environments, resolved and materialized with the packager's resolver and
+cache, and the flows kit that runs a task in them.
+
+A task of an `@environment` step is a fresh interpreter of the step's environment (never forked from the
+parent), running `<kit>/satchel_flow_task.py <job file>`. The environment holds the step's packages (plus
+boto3 when the run's store is on S3), never Satchel itself: the kit — the few parts of Satchel a task
+imports (`satchel/__init__`, `errors`, `config`, `flows/`, `packager/stores/`; all standard library) — is
+first on the task's path instead, so the task reads inputs and writes artifacts with the same datastore
+code as a forked task, into the same layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from satchel.flows.errors import FlowError
+from satchel.flows.graph import StepNode
+
+KIT_LAUNCHER = "satchel_flow_task.py"
+_LAUNCHER_SOURCE = (
+    "import sys\n\nfrom satchel.flows.runtime import task_main\n\nsys.exit(task_main(sys.argv[1]))\n"
+)
+
+
+# -- the kit ------------------------------------------------------------------------------------------
+
+
+def _kit_sources() -> dict[str, Path]:
+    """Kit path -> source file."""
+    import satchel
+    import satchel.flows
+    import satchel.packager
+    import satchel.packager.stores
+
+    top = Path(satchel.__file__).parent
+    files = {
+        f"satchel/{name}": top / name for name in ("__init__.py", "_version.py", "errors.py", "config.py")
+    }
+    files["satchel/packager/__init__.py"] = Path(satchel.packager.__file__)
+    for prefix, module in (
+        ("satchel/flows", satchel.flows),
+        ("satchel/packager/stores", satchel.packager.stores),
+    ):
+        root = Path(module.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
+    return files
+
+
+_kit: Path | None = None
+
+
+def flow_kit() -> Path:
+    """The flows kit directory (its launcher is `<kit>/satchel_flow_task.py`), built when its sources change."""
+    global _kit
+    if _kit is not None and (_kit / KIT_LAUNCHER).is_file():
+        return _kit
+    from satchel import config
+
+    digest = hashlib.sha256()
+    contents = {}
+    sources = _kit_sources()
+    for rel in sorted(sources):
+        data = sources[rel].read_bytes()
+        contents[rel] = data
+        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    kit = config.kits_dir() / f"flows-{digest.hexdigest()[:24]}"
+    if not (kit / KIT_LAUNCHER).is_file():
+        kit.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{kit.name}.tmp-", dir=kit.parent))
+        try:
+            for rel, data in contents.items():
+                target = tmp / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            (tmp / KIT_LAUNCHER).write_text(_LAUNCHER_SOURCE)
+            os.rename(tmp, kit)
+        except OSError:
+            if not (kit / KIT_LAUNCHER).is_file():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    _kit = kit
+    return kit
+
+
+# -- environments -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepEnvironment:
+    """A materialized environment for `@environment` steps."""
+
+    env_id: str
+    python: str  # "major.minor"
+    pypi: tuple[str, ...]
+    path: Path
+
+    @property
+    def interpreter(self) -> Path:
+        from satchel.runtime.environments import python_path
+
+        return python_path(self.path)
+
+    def describe(self) -> dict[str, Any]:
+        return {"env_id": self.env_id, "python": self.python, "pypi": list(self.pypi)}
+
+
+def runtime_requirements(store: Any) -> list[str]:
+    """What a task needs in its environment besides the kit: nothing for a local store, boto3 for S3."""
+    url = str(getattr(store, "url", "") or "")
+    return ["boto3"] if url.startswith("s3:") else []
+
+
+class Environments:
+    """The environments of one run's `@environment` steps, each resolved and materialized once per
+    (python, pypi, runtime requirements)."""
+
+    def __init__(self, progress: Callable[[str], None] | None = None) -> None:
+        self.progress = progress
+        self._resolved: dict[tuple, StepEnvironment] = {}
+
+    def for_step(self, node: StepNode, store: Any) -> StepEnvironment:
+        options = node.decos["environment"]
+        python = options.get("python") or f"{sys.version_info[0]}.{sys.version_info[1]}"
+        pypi = tuple(options.get("pypi") or ())
+        runtime = runtime_requirements(store)
+        key = (str(python), pypi, tuple(runtime))
+        if key not in self._resolved:
+            try:
+                self._resolved[key] = self._materialize(str(python), pypi, runtime)
+            except Exception as exc:  # noqa: BLE001 - resolution, download and build errors alike
+                listed = ", ".join(repr(p) for p in pypi)
+                raise FlowError(
+                    f"step {node.name!r} ({node.where()}): its environment "
+                    f"(@environment(python={python!r}, pypi=[{listed}])) could not be prepared: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        return self._resolved[key]
+
+    def _materialize(self, python: str, pypi: tuple[str, ...], runtime: list[str]) -> StepEnvironment:
+        from satchel.packager.blobcache import BlobCache
+        from satchel.packager.environment import Environment
+        from satchel.packager.resolvers import get_resolver
+        from satchel.runtime.environments import EnvironmentCache
+
+        resolver = get_resolver("uv", progress=self.progress)
+        env = Environment(python=python, pypi=pypi)
+        lock = resolver.resolve(env, runtime)
+        cache = BlobCache()
+
+        with tempfile.TemporaryDirectory(prefix="satchel-flow-env-") as tmp:
+
+            def fetch_file(package: Any) -> Path:
+                local = cache.path(package.sha256)
+                if local.is_file():
+                    return local
+                downloaded = resolver.download(package, Path(tmp) / package.filename)
+                return cache.add_file(downloaded, package.sha256)
+
+            path = EnvironmentCache().ensure(lock, fetch_file, progress=self.progress)
+        return StepEnvironment(env_id=lock.env_id, python=env.python, pypi=tuple(env.pypi), path=path)
