@@ -11,9 +11,6 @@ code as a forked task, into the same layout.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -21,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from satchel._kits import build_kit, package_files
 from satchel.flows.errors import FlowError
 from satchel.flows.graph import StepNode
 
@@ -42,54 +40,18 @@ def _kit_sources() -> dict[str, Path]:
 
     top = Path(satchel.__file__).parent
     files = {
-        f"satchel/{name}": top / name for name in ("__init__.py", "_version.py", "errors.py", "config.py")
+        f"satchel/{name}": top / name
+        for name in ("__init__.py", "_version.py", "errors.py", "config.py", "_kits.py")
     }
     files["satchel/packager/__init__.py"] = Path(satchel.packager.__file__)
-    for prefix, module in (
-        ("satchel/flows", satchel.flows),
-        ("satchel/packager/stores", satchel.packager.stores),
-    ):
-        root = Path(module.__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
+    files.update(package_files("satchel/flows", satchel.flows))
+    files.update(package_files("satchel/packager/stores", satchel.packager.stores))
     return files
-
-
-_kit: Path | None = None
 
 
 def flow_kit() -> Path:
     """The flows kit directory (its launcher is `<kit>/satchel_flow_task.py`), built when its sources change."""
-    global _kit
-    if _kit is not None and (_kit / KIT_LAUNCHER).is_file():
-        return _kit
-    from satchel import config
-
-    digest = hashlib.sha256()
-    contents = {}
-    sources = _kit_sources()
-    for rel in sorted(sources):
-        data = sources[rel].read_bytes()
-        contents[rel] = data
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    kit = config.kits_dir() / f"flows-{digest.hexdigest()[:24]}"
-    if not (kit / KIT_LAUNCHER).is_file():
-        kit.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{kit.name}.tmp-", dir=kit.parent))
-        try:
-            for rel, data in contents.items():
-                target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            (tmp / KIT_LAUNCHER).write_text(_LAUNCHER_SOURCE)
-            os.rename(tmp, kit)
-        except OSError:
-            if not (kit / KIT_LAUNCHER).is_file():
-                raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    _kit = kit
-    return kit
+    return build_kit("flows", _kit_sources(), KIT_LAUNCHER, _LAUNCHER_SOURCE)
 
 
 # -- environments -------------------------------------------------------------------------------------

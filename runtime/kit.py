@@ -7,15 +7,13 @@ shared-memory ring's C source and library (`bindings/_native/`).
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 from pathlib import Path
 
 import satchel
 import satchel.bindings
 import satchel.runtime
-from satchel import config
+import satchel.runtime.worker
+from satchel._kits import build_kit, package_files
 
 LAUNCHER = "satchel_worker.py"
 _LAUNCHER_SOURCE = "from satchel.runtime.worker.main import main\n\nmain()\n"
@@ -25,14 +23,9 @@ def _sources() -> dict[str, Path]:
     """Kit path -> source file."""
     top = Path(satchel.__file__).parent
     files = {f"satchel/{name}": top / name for name in ("__init__.py", "_version.py", "errors.py")}
-    trees = {
-        "satchel/bindings": Path(satchel.bindings.__file__).parent,
-        "satchel/runtime/worker": Path(satchel.runtime.__file__).parent / "worker",
-    }
     files["satchel/runtime/__init__.py"] = Path(satchel.runtime.__file__)
-    for prefix, root in trees.items():
-        for path in sorted(root.rglob("*.py")):
-            files[f"{prefix}/{path.relative_to(root).as_posix()}"] = path
+    files.update(package_files("satchel/bindings", satchel.bindings))
+    files.update(package_files("satchel/runtime/worker", satchel.runtime.worker))
     files.update(_native_files())
     return files
 
@@ -55,37 +48,6 @@ def _native_files() -> dict[str, Path]:
     return files
 
 
-_cached: Path | None = None
-
-
 def worker_kit() -> Path:
     """The kit directory (its launcher is `<kit>/satchel_worker.py`), built when its sources change."""
-    global _cached
-    if _cached is not None and _cached.is_dir():
-        return _cached
-    sources = _sources()
-    digest = hashlib.sha256()
-    contents = {}
-    for rel in sorted(sources):
-        data = sources[rel].read_bytes()
-        contents[rel] = data
-        digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
-    kit = config.kits_dir() / digest.hexdigest()[:24]
-    if not kit.is_dir():
-        tmp = kit.with_name(f".{kit.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for rel, data in contents.items():
-            target = tmp / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            if rel.endswith(".so"):
-                target.chmod(0o755)
-        (tmp / LAUNCHER).write_text(_LAUNCHER_SOURCE)
-        try:
-            os.rename(tmp, kit)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not kit.is_dir():
-                raise
-    _cached = kit
-    return kit
+    return build_kit("worker", _sources(), LAUNCHER, _LAUNCHER_SOURCE)
