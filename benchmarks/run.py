@@ -19,7 +19,6 @@ Every figure is the median over --repeats runs; the machine's load average is pr
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import shutil
 import statistics
@@ -41,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 import satchel  # noqa: E402
 from benchmarks import data_functions, functions  # noqa: E402
+from benchmarks.baselines import percentiles, pipe_echo  # noqa: E402
 from tests.functions import textutil  # noqa: E402
 
 console = Console(stderr=True)
@@ -48,13 +48,8 @@ SECTIONS = ("calls", "payloads", "pool", "idle", "start", "envs")
 Row = tuple[str, str, str]
 
 
-def pct(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-
-
 def median_pcts(runs: list[list[float]]) -> tuple[float, float]:
-    pairs = [pct(r) for r in runs]
+    pairs = [percentiles(r) for r in runs]
     return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
 
 
@@ -67,33 +62,6 @@ def median_of(fn: Callable[[], float], repeats: int) -> float:
 
 
 # -- baselines ----------------------------------------------------------------------------------------
-
-
-def _echo(conn) -> None:
-    while True:
-        data = conn.recv_bytes()
-        if not data:
-            break
-        conn.send_bytes(data)
-
-
-def pipe_echo(calls: int) -> list[float]:
-    parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=_echo, args=(child,), daemon=True)
-    proc.start()
-    payload = b"x" * 64
-    for _ in range(500):
-        parent.send_bytes(payload)
-        parent.recv_bytes()
-    samples = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        parent.send_bytes(payload)
-        parent.recv_bytes()
-        samples.append(time.perf_counter() - t0)
-    parent.send_bytes(b"")
-    proc.join(5)
-    return samples
 
 
 def grpc_echo(calls: int) -> list[float]:

@@ -1,6 +1,6 @@
 """Measure the ring against the pipe transport and a bare multiprocessing.Pipe, between two processes.
 
-    python native/bench_ring.py [--count 20000] [--size 64] [--big-mb 100]
+    python benchmarks/ring.py [--count 20000] [--size 64] [--big-mb 100]
 
 Rows: small-message round trip (p50/p99, microseconds) for shm, pipe, multiprocessing.Pipe; one large
 message one way (GB/s) for shm and pipe, beside an in-process memcpy of the same size into a fresh
@@ -18,10 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.baselines import percentiles, pipe_echo  # noqa: E402
+
 
 def _percentiles(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return ordered[len(ordered) // 2] * 1e6, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6
+    p50, p99 = percentiles(samples)
+    return p50 * 1e6, p99 * 1e6
 
 
 def _echo_transport(kind: str, endpoint: dict) -> None:
@@ -80,33 +82,6 @@ def transport_round_trips(kind: str, count: int, size: int, big: int) -> tuple[l
     return samples, rate
 
 
-def _echo_mp(conn) -> None:
-    while True:
-        data = conn.recv_bytes()
-        if not data:
-            break
-        conn.send_bytes(data)
-
-
-def mp_pipe_round_trips(count: int, size: int) -> list[float]:
-    parent, child = mp.Pipe()
-    proc = mp.get_context("spawn").Process(target=_echo_mp, args=(child,), daemon=True)
-    proc.start()
-    payload = b"x" * size
-    for _ in range(500):
-        parent.send_bytes(payload)
-        parent.recv_bytes()
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        parent.send_bytes(payload)
-        parent.recv_bytes()
-        samples.append(time.perf_counter() - t0)
-    parent.send_bytes(b"")
-    proc.join(10)
-    return samples
-
-
 def memcpy_rates(big: int) -> tuple[float, float]:
     """memcpy (ctypes.memmove) of `big` bytes in this process: into a buffer made the way the ring's
     receiver makes one (uninitialized bytearray, huge-page advice), and into a reused, faulted-in one."""
@@ -151,7 +126,7 @@ def main() -> None:
                 f"{kind:>6} transport: p50 {p50:6.1f} us  p99 {p99:7.1f} us   {args.big_mb} MB one way: {rate:5.2f} GB/s"
             )
     if "mp" in only:
-        p50, p99 = _percentiles(mp_pipe_round_trips(args.count, args.size))
+        p50, p99 = _percentiles(pipe_echo(args.count, args.size))
         print(f"mp.Pipe echo    : p50 {p50:6.1f} us  p99 {p99:7.1f} us")
     if "memcpy" in only:
         fresh, reused = memcpy_rates(big)
