@@ -16,7 +16,6 @@ import pytest
 from satchel.errors import EnvironmentBuildError, InterpreterNotFound
 from satchel.packager import interpreters
 from satchel.packager.blobcache import BlobCache
-from satchel.packager.environment import Environment
 from satchel.packager.resolvers.base import Lock, LockedPackage
 from satchel.packager.resolvers.uv import UvResolver
 from satchel.runtime.environments import LAST_USED, MARKER, EnvironmentCache, python_path
@@ -24,20 +23,6 @@ from satchel.runtime.environments import LAST_USED, MARKER, EnvironmentCache, py
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def home(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("env-cache-home")
-    mp.setenv("SATCHEL_HOME", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def lock() -> Lock:
-    return UvResolver().resolve(Environment(python="3.11", pypi=["humanize==4.12.1"]), ["fastavro>=1.9"])
 
 
 @pytest.fixture(scope="module")

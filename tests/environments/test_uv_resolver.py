@@ -14,22 +14,7 @@ from satchel.packager.environment import Environment
 from satchel.packager.resolvers import available_resolvers, get_resolver, register_resolver
 from satchel.packager.resolvers.base import Lock, LockedPackage
 from satchel.packager.resolvers.uv import UvResolver, parse_pylock, target_tags, uv_error_text
-
-RUNTIME = ["fastavro>=1.9"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def home(tmp_path_factory: pytest.TempPathFactory):
-    mp = pytest.MonkeyPatch()
-    path = tmp_path_factory.mktemp("uv-resolver-home")
-    mp.setenv("SATCHEL_HOME", str(path))
-    yield path
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def lock() -> Lock:
-    return UvResolver().resolve(Environment(python="3.11", pypi=["humanize==4.12.1"]), RUNTIME)
+from tests.environments.conftest import RUNTIME
 
 
 def test_registry() -> None:
