@@ -10,14 +10,13 @@ from fastapi import FastAPI
 from satchel.runtime.proxy import LoadedFunction
 
 from .auth import BearerAuth
-from .hosted import HostedFunction
-from .metrics import Metrics
+from .hosting import Hosting
 from .rest import invoke, openapi, probes
 from .tracing import RequestIds
 
 
 def create_app(
-    functions: Mapping[str, LoadedFunction] | Iterable[str],
+    functions: Hosting | Mapping[str, LoadedFunction] | Iterable[str],
     *,
     workers: int | tuple[int, int] | str = 1,
     max_pending: int | None = None,
@@ -25,29 +24,29 @@ def create_app(
     debug: bool = False,
     title: str = "Satchel",
 ) -> FastAPI:
-    """The ASGI app serving `functions`: a mapping name -> LoadedFunction (the caller keeps them and
-    closes them), or bundle references, loaded here (by their bundle names) and closed at shutdown.
+    """The ASGI app serving `functions`: a Hosting (shared with other gateways; closed by its owner), a
+    mapping name -> LoadedFunction (the caller keeps them and closes them), or bundle references, loaded
+    here (by their bundle names) and closed at shutdown.
     """
-    owned: list[LoadedFunction] = []
-    if isinstance(functions, Mapping):
-        loaded = dict(functions)
+    if isinstance(functions, Hosting):
+        hosting, owns_hosting = functions, False
     else:
-        from .server import load_all
-
-        loaded = load_all(list(functions), workers=workers, max_pending=max_pending)
-        owned = list(loaded.values())
-    hosted = {name: HostedFunction.of(name, fn) for name, fn in loaded.items()}
-    metrics = Metrics()
+        hosting = Hosting.of(functions, workers=workers, max_pending=max_pending, token=token, debug=debug)
+        owns_hosting = True
+    hosted = hosting.functions
+    metrics = hosting.metrics
+    token, debug = hosting.token, hosting.debug
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
             yield
         finally:
-            for fn in owned:
-                fn.close()
+            if owns_hosting:
+                hosting.close()
 
     app = FastAPI(title=title, debug=False, lifespan=lifespan, redoc_url=None)
+    app.state.hosting = hosting
     app.state.functions = hosted
     app.state.metrics = metrics
     document = openapi.build_openapi(hosted, title=title, secured=token is not None)
