@@ -2,7 +2,9 @@
 
 Fields (in order, Avro binary, no framing of its own — the transport delimits messages):
 
-- `version` (int): the envelope format, 1. A reader rejects versions it does not know.
+- `version` (int): the envelope format, 1 or 2. A reader rejects versions it does not know. A
+  writer sends 1 unless the message carries a `context` (then 2), so a call without one costs
+  exactly what it did before version 2 existed.
 - `kind` (enum Kind): CALL (caller -> worker: run the function; payload = request record),
   RESULT (worker -> caller: payload = the return value in the response schema), ERROR (worker ->
   caller: the call raised; payload = ERROR_SCHEMA record), READY (worker -> caller once started;
@@ -24,6 +26,10 @@ Fields (in order, Avro binary, no framing of its own — the transport delimits 
   worker that picks up a CALL whose deadline has passed answers ERROR (TIMEOUT_ERROR_TYPE) without
   running it. Caller and worker read the same clock (one machine); across machines the caller
   must allow for clock skew.
+- `context` (map<string>, version 2 only, absent from version 1): what the call carries besides its
+  arguments, as W3C Trace Context headers: `traceparent`, and `tracestate` when there is one. A
+  worker exposes it to the function (runtime.worker.context) and starts a child span of it when
+  OpenTelemetry is importable there. Its encoding takes at most CONTEXT_MAX_BYTES.
 - `payload` (bytes): the Avro binary encoding of the message's content (schemaless).
 
 Encoding never copies the payload: `encode_header` produces the bytes of every field up to and
@@ -37,6 +43,8 @@ from __future__ import annotations
 import enum
 import os
 import platform
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from satchel.errors import ProtocolError, RemoteError
@@ -45,9 +53,12 @@ from .fingerprint import fingerprint64, to_signed64, to_unsigned64
 
 __all__ = [
     "VERSION",
+    "VERSIONS",
+    "CONTEXT_MAX_BYTES",
     "Kind",
     "Envelope",
     "ENVELOPE_SCHEMA",
+    "ENVELOPE_SCHEMA_V2",
     "ERROR_SCHEMA",
     "READY_SCHEMA",
     "ERROR_FINGERPRINT",
@@ -66,7 +77,12 @@ __all__ = [
     "decode_ready",
 ]
 
-VERSION = 1
+VERSION = 2
+"""The newest envelope version this Satchel reads and writes."""
+VERSIONS = (1, 2)
+"""Every version this Satchel reads."""
+CONTEXT_MAX_BYTES = 8192
+"""Most bytes the Avro encoding of a `context` map may take."""
 
 
 class Kind(enum.IntEnum):
@@ -94,6 +110,18 @@ ENVELOPE_SCHEMA: dict = {
         {"name": "payload", "type": "bytes"},
     ],
 }
+"""Version 1: what every message without a context is."""
+
+ENVELOPE_SCHEMA_V2: dict = {
+    **ENVELOPE_SCHEMA,
+    "fields": [
+        *ENVELOPE_SCHEMA["fields"][:5],
+        {"name": "context", "type": {"type": "map", "values": "string"}},
+        ENVELOPE_SCHEMA["fields"][5],
+    ],
+}
+"""Version 2: version 1 plus the `context` map, placed before the payload so that the header (every
+field up to the payload's length prefix) still precedes the payload bytes."""
 
 ERROR_SCHEMA: dict = {
     "type": "record",
@@ -133,8 +161,13 @@ _LONG_MAX = (1 << 63) - 1
 _ULONG_MAX = (1 << 64) - 1
 
 
+_NO_CONTEXT: Mapping[str, str] = MappingProxyType({})
+
+
 class Envelope(NamedTuple):
-    """A decoded message. `payload` is a memoryview slice of the message it was decoded from."""
+    """A decoded message. `payload` is a memoryview slice of the message it was decoded from;
+    `context` is empty for version 1 (the last field, so that code unpacking six fields still works
+    through `[:6]`)."""
 
     version: int
     kind: Kind
@@ -142,6 +175,7 @@ class Envelope(NamedTuple):
     fingerprint: int
     deadline_ms: int
     payload: Any
+    context: Mapping[str, str] = _NO_CONTEXT
 
 
 def _put_long(out: bytearray, value: int, what: str) -> None:
@@ -161,9 +195,17 @@ def encode_header(
     deadline_ms: int,
     payload_len: int,
     *,
-    version: int = VERSION,
+    version: int | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> bytes:
-    """The Avro bytes of an Envelope up to and including the payload's length prefix."""
+    """The Avro bytes of an Envelope up to and including the payload's length prefix.
+
+    `version` None means 1 without a `context` (or an empty one), 2 with one.
+    """
+    if version is None:
+        version = 2 if context else 1
+    elif version == 1 and context:
+        raise ValueError("a version 1 envelope cannot carry a context")
     kind = int(kind)
     if not 0 <= kind < len(_KINDS):
         raise ValueError(f"unknown message kind {kind}")
@@ -177,23 +219,55 @@ def encode_header(
     _put_long(out, call_id, "call_id")
     _put_long(out, to_signed64(fingerprint) if fingerprint >= 0 else fingerprint, "fingerprint")
     _put_long(out, deadline_ms, "deadline_ms")
+    if version >= 2:
+        _put_context(out, context or {})
     _put_long(out, payload_len, "payload length")
     return bytes(out)
 
 
+def _put_context(out: bytearray, context: Mapping[str, str]) -> None:
+    """An Avro map<string>: one block of `len(context)` pairs, then the empty block (none if empty)."""
+    start = len(out)
+    if context:
+        _put_long(out, len(context), "context size")
+        for key, value in context.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ValueError(f"context entry {key!r}: keys and values must be strings")
+            _put_string(out, key)
+            _put_string(out, value)
+    out.append(0)
+    if len(out) - start > CONTEXT_MAX_BYTES:
+        raise ValueError(f"the context takes {len(out) - start} bytes, more than {CONTEXT_MAX_BYTES}")
+
+
 def encode_parts(
-    kind: Kind | int, call_id: int = 0, payload: Any = b"", *, fingerprint: int = 0, deadline_ms: int = 0
+    kind: Kind | int,
+    call_id: int = 0,
+    payload: Any = b"",
+    *,
+    fingerprint: int = 0,
+    deadline_ms: int = 0,
+    context: Mapping[str, str] | None = None,
 ) -> list[Any]:
     """[header, payload]: the two parts a transport sends (their concatenation is the record)."""
     size = payload.nbytes if isinstance(payload, memoryview) else len(payload)
-    return [encode_header(kind, call_id, fingerprint, deadline_ms, size), payload]
+    return [encode_header(kind, call_id, fingerprint, deadline_ms, size, context=context), payload]
 
 
 def encode(
-    kind: Kind | int, call_id: int = 0, payload: Any = b"", *, fingerprint: int = 0, deadline_ms: int = 0
+    kind: Kind | int,
+    call_id: int = 0,
+    payload: Any = b"",
+    *,
+    fingerprint: int = 0,
+    deadline_ms: int = 0,
+    context: Mapping[str, str] | None = None,
 ) -> bytes:
     """The whole Avro encoding of one Envelope, as one bytes object (copies the payload once)."""
-    return b"".join(encode_parts(kind, call_id, payload, fingerprint=fingerprint, deadline_ms=deadline_ms))
+    parts = encode_parts(
+        kind, call_id, payload, fingerprint=fingerprint, deadline_ms=deadline_ms, context=context
+    )
+    return b"".join(parts)
 
 
 def _get_long(head: bytes, pos: int) -> tuple[int, int]:
@@ -221,20 +295,50 @@ def decode(message: bytes | bytearray | memoryview) -> Envelope:
         view = view.cast("B")
     head = bytes(view[:64])  # 6 varints of at most 10 bytes each
     version, pos = _get_long(head, 0)
-    if version != VERSION:
-        raise ProtocolError(f"envelope version {version}, this Satchel reads version {VERSION}")
+    if version != 1 and version != 2:
+        raise ProtocolError(f"envelope version {version}, this Satchel reads versions 1 and 2")
     kind, pos = _get_long(head, pos)
     if not 0 <= kind < len(_KINDS):
         raise ProtocolError(f"unknown message kind {kind}")
     call_id, pos = _get_long(head, pos)
     fingerprint, pos = _get_long(head, pos)
     deadline_ms, pos = _get_long(head, pos)
-    size, pos = _get_long(head, pos)
+    context: Mapping[str, str] = _NO_CONTEXT
+    if version == 2:
+        context, pos = _get_context(view, pos)
+        head = bytes(view[pos : pos + 10])
+        size, end = _get_long(head, 0)
+        pos += end
+    else:
+        size, pos = _get_long(head, pos)
     if size < 0 or pos + size != len(view):
         raise ProtocolError(
             f"malformed envelope: payload of {size} bytes announced, {len(view) - pos} bytes present"
         )
-    return Envelope(version, _KINDS[kind], call_id, to_unsigned64(fingerprint), deadline_ms, view[pos:])
+    return Envelope(
+        version, _KINDS[kind], call_id, to_unsigned64(fingerprint), deadline_ms, view[pos:], context
+    )
+
+
+def _get_context(view: memoryview, pos: int) -> tuple[dict[str, str], int]:
+    """The map<string> at `pos` (blocks of pairs, a negative count followed by the block's size)."""
+    context: dict[str, str] = {}
+    start = pos
+    while True:
+        count, used = _get_long(bytes(view[pos : pos + 10]), 0)
+        pos += used
+        if count == 0:
+            return context, pos
+        if count < 0:  # a block size follows, which we do not need
+            count = -count
+            _, used = _get_long(bytes(view[pos : pos + 10]), 0)
+            pos += used
+        for _ in range(count):
+            key, pos = _get_string(view, pos)
+            value, pos = _get_string(view, pos)
+            context[key] = value
+            if pos - start > CONTEXT_MAX_BYTES:
+                raise ProtocolError(f"malformed envelope: a context of more than {CONTEXT_MAX_BYTES} bytes")
 
 
 # --- string records (ERROR, READY) ----------------------------------------------------------------

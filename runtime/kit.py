@@ -1,12 +1,14 @@
 """The worker kit: the few parts of Satchel a worker imports, copied once into SATCHEL_HOME.
 
 The worker's environment holds the function's packages plus fastavro, never Satchel itself; the kit
-(`satchel/__init__`, `errors`, `bindings/`, `runtime/worker/`) is put on its path instead, with the
-shared-memory ring's C source and library (`bindings/_native/`).
+(`satchel/__init__`, `errors`, `bindings/`, `runtime/worker/`, and of `satchel.flows` only `Task`: see
+`runtime/worker/flows_shim.py`) is put on its path instead, with the shared-memory ring's C source and
+library (`bindings/_native/`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import satchel
@@ -26,8 +28,23 @@ def _sources() -> dict[str, Path]:
     files["satchel/runtime/__init__.py"] = Path(satchel.runtime.__file__)
     files.update(package_files("satchel/bindings", satchel.bindings))
     files.update(package_files("satchel/runtime/worker", satchel.runtime.worker))
+    files.update(_flows_task_files())
     files.update(_native_files())
     return files
+
+
+def _flows_task_files() -> dict[str, Path]:
+    """`satchel.flows` as a worker sees it: the Task module and a package stand-in exporting only Task.
+    Located without importing the flow engine."""
+    spec = importlib.util.find_spec("satchel.flows")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("satchel.flows is not installed: the worker kit needs satchel/flows/task.py")
+    flows_dir = Path(next(iter(spec.submodule_search_locations)))
+    worker_dir = Path(satchel.runtime.worker.__file__).parent
+    return {
+        "satchel/flows/__init__.py": worker_dir / "flows_shim.py",
+        "satchel/flows/task.py": flows_dir / "task.py",
+    }
 
 
 def _native_files() -> dict[str, Path]:

@@ -29,7 +29,8 @@ def load(
     `transport`: "shm" (the shared-memory ring) or "pipe"; default: `default_transport()`, which is
     "shm" on Linux when the ring library loads, else "pipe" (`SATCHEL_TRANSPORT` overrides).
     `workers`: worker processes, each with its own channel; calls from many threads or asyncio tasks go
-    to idle workers. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
+    to idle workers; 0 starts none until the first call (which then waits for one) or `fn.scale(n)`,
+    which changes the number of workers at any time. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
     `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced.
     """
     if transport is None:

@@ -20,7 +20,15 @@ waited HANDOFF_AFTER the next freed slot is handed to it directly, so nobody sta
 `max_pending` calls wait; one more raises Overloaded.
 
 A slot whose worker died (crashed, or killed after a timeout) stays in the pool without a worker; the
-next call that takes it starts a new one (`worker`), so one bad call costs no other call anything.
+next call that takes it starts a new one (`worker`; counted in `restarts`), so one bad call costs no
+other call anything.
+
+Resizing. `resize(n)` changes the number of slots while calls run. Growing starts the new slots'
+workers on background threads; each slot joins the pool (taken by the oldest waiting call, or idle)
+once its worker is up, so no caller blocks on a start. Shrinking retires slots whose worker is still
+starting first, then idle ones (the longest idle first), then, if it must, busy ones: a busy slot
+leaves the pool at once but its worker stops only when its call ends. A pool of zero slots is
+allowed: a call arriving then grows it to one (a cold start) and waits for that worker.
 """
 
 from __future__ import annotations
@@ -41,11 +49,13 @@ HANDOFF_AFTER = 0.001  # seconds a call may wait before a freed slot is handed t
 class Slot:
     """One place in the pool: its index and its worker (None before it starts, or once it died)."""
 
-    __slots__ = ("index", "process")
+    __slots__ = ("index", "process", "idle_since", "retired")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.process: WorkerProcess | None = None
+        self.idle_since = time.monotonic()  # when it last became idle (time.monotonic())
+        self.retired = False  # taken out by resize(): its worker stops once its call ends
 
 
 class _Waiter:
@@ -94,16 +104,21 @@ class WorkerPool:
         size: int = 1,
         max_pending: int = DEFAULT_MAX_PENDING,
         name: str = "function",
+        on_restart: Callable[[], None] | None = None,
     ) -> None:
-        if size < 1:
-            raise ValueError(f"workers must be at least 1, not {size}")
+        if size < 0:
+            raise ValueError(f"workers must be 0 or more, not {size}")
         if max_pending < 0:
             raise ValueError(f"max_pending must be 0 or more, not {max_pending}")
         self._start_worker = start_worker
-        self.size = size
         self.max_pending = max_pending
         self.name = name
+        self.on_restart = on_restart
+        #: Workers started in place of ones that died (crashed, or were killed after a timeout).
+        self.restarts = 0
         self.slots = [Slot(i) for i in range(size)]
+        self._starting: list[Slot] = []  # grown slots whose worker is starting (not yet in `slots`)
+        self._helpers: list[threading.Thread] = []  # starting grown slots' workers, stopping retired ones
         self._lock = threading.Lock()
         self._idle: list[Slot] = list(reversed(self.slots))  # a stack: the most recently used first
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -115,7 +130,9 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start every slot's worker (in parallel); if one fails, stop the others and raise its error."""
-        if self.size == 1:
+        if not self.slots:
+            return
+        if len(self.slots) == 1:
             self.worker(self.slots[0])
             return
         errors: list[BaseException] = []
@@ -146,6 +163,7 @@ class WorkerPool:
             self._waiters.clear()
             idle = list(self._idle)
             self._idle.clear()
+            self._starting.clear()  # their threads stop their workers once up
             for waiter in waiters:
                 waiter.queued = False
                 waiter.error = FunctionClosed(f"{self.name} was closed while this call waited for a worker")
@@ -162,11 +180,112 @@ class WorkerPool:
         if first:
             with self._lock:
                 self._all_back.wait_for(lambda: self._busy == 0)
+                helpers = list(self._helpers)
+            for helper in helpers:
+                if helper is not threading.current_thread():
+                    helper.join()
 
     @property
     def pending(self) -> int:
         """How many calls are waiting for a free worker."""
         return len(self._waiters)
+
+    @property
+    def size(self) -> int:
+        """How many slots the pool has (`resize`), counting those whose worker is still starting."""
+        return len(self.slots) + len(self._starting)
+
+    @property
+    def busy(self) -> int:
+        """How many calls hold a slot now."""
+        return self._busy
+
+    def idle_seconds(self, now: float | None = None) -> list[float]:
+        """For each idle slot, how long it has been idle (seconds, by time.monotonic()), longest first."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return sorted((now - slot.idle_since for slot in self._idle), reverse=True)
+
+    # -- resizing -----------------------------------------------------------------------------------
+
+    def resize(self, size: int, *, only_idle: bool = False) -> None:
+        """Grow or shrink to `size` slots without blocking callers (see the module doc). `only_idle`:
+        shrink by idle slots (and starting ones) only, leaving busy ones be (the pool may stay larger)."""
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError(f"workers must be an int, 0 or more, not {size!r}")
+        stopping: list[WorkerProcess] = []
+        with self._lock:
+            if self._closed:
+                raise FunctionClosed(f"{self.name} was closed; load it again")
+            new = self._grow(size - self.size) if size > self.size else []
+            excess = self.size - size
+            while excess > 0 and self._starting:  # not up yet: its thread stops it once it is
+                self._starting.pop().retired = True
+                excess -= 1
+            while excess > 0 and self._idle:  # the bottom of the stack has been idle longest
+                slot = self._idle.pop(0)
+                self._retire(slot)
+                if slot.process is not None:
+                    stopping.append(slot.process)
+                    slot.process = None
+                excess -= 1
+            for slot in reversed(self.slots[:]):  # busy: it stops when its call ends (release)
+                if excess <= 0 or only_idle:
+                    break
+                self._retire(slot)
+                excess -= 1
+            if self._waiters and self.size == 0:  # calls still wait: one worker must serve them
+                new += self._grow(1)
+            self._launch(new)
+        if stopping:  # on a thread of their own: stopping a worker may take its grace period
+            stopper = threading.Thread(
+                target=_stop, args=(stopping,), name=f"satchel-stop-{self.name}", daemon=True
+            )
+            stopper.start()
+            with self._lock:
+                self._helpers = [t for t in self._helpers if t.is_alive()] + [stopper]
+
+    def _retire(self, slot: Slot) -> None:
+        """Under the lock: take `slot` out of the pool."""
+        slot.retired = True
+        self.slots.remove(slot)
+
+    def _grow(self, count: int) -> list[Slot]:
+        """Under the lock: `count` new slots (the lowest free indices), starting."""
+        used = {slot.index for slot in self.slots} | {slot.index for slot in self._starting}
+        free = (i for i in range(len(used) + count) if i not in used)
+        new = [Slot(next(free)) for _ in range(count)]
+        self._starting.extend(new)
+        return new
+
+    def _launch(self, slots: list[Slot]) -> None:
+        """Under the lock: start the workers of `slots` on threads of their own (`close` waits for them)."""
+        for slot in slots:
+            starter = threading.Thread(
+                target=self._bring_up, args=(slot,), name=f"satchel-start-{self.name}", daemon=True
+            )
+            starter.start()
+            self._helpers = [t for t in self._helpers if t.is_alive()] + [starter]
+
+    def _bring_up(self, slot: Slot) -> None:
+        """On its own thread: start the worker of a grown slot, then let the slot join the pool. If the
+        start fails, the slot joins without a worker: the call that takes it tries again (and gets the
+        error)."""
+        try:
+            slot.process = self._start_worker(slot.index)
+        except BaseException:
+            slot.process = None
+        with self._lock:
+            joins = not self._closed and not slot.retired
+            if joins:
+                self._starting.remove(slot)
+                self.slots.append(slot)
+                self._busy += 1  # as if taken: release() hands it to the oldest waiter, or makes it idle
+        if joins:
+            self.release(slot)
+        elif slot.process is not None:
+            _stop([slot.process])
+            slot.process = None
 
     @property
     def pids(self) -> list[int | None]:
@@ -225,9 +344,14 @@ class WorkerPool:
                 return slot
 
     def _enqueue(self, loop: asyncio.AbstractEventLoop | None) -> _Waiter:
-        """Under the lock: a new waiter at the end of the queue."""
+        """Under the lock: a new waiter at the end of the queue (growing an empty pool to one slot)."""
         if self._closed:
             raise FunctionClosed(f"{self.name} was closed; load it again")
+        if self.size == 0:  # a cold start: the first slot's worker starts, this call waits for it
+            self._launch(self._grow(1))
+            waiter = _Waiter(loop)
+            self._waiters.append(waiter)
+            return waiter
         if len(self._waiters) >= self.max_pending:
             raise Overloaded(
                 f"{self.name}: {len(self._waiters)} calls are already waiting for one of its "
@@ -289,9 +413,11 @@ class WorkerPool:
         return None, None
 
     def release(self, slot: Slot) -> None:
-        """Give `slot` back to the idle ones and wake the oldest waiting call (or, closed, stop its worker)."""
+        """Give `slot` back to the idle ones and wake the oldest waiting call (or, closed or retired, stop
+        its worker)."""
         with self._lock:
-            if not self._closed:
+            slot.idle_since = time.monotonic()
+            if not self._closed and not slot.retired:
                 if not self._waiters:
                     self._busy -= 1
                     self._idle.append(slot)
@@ -323,6 +449,10 @@ class WorkerPool:
         if process is not None:
             process.kill()  # reap what is left of the old one
             slot.process = None
+            with self._lock:
+                self.restarts += 1
+            if self.on_restart is not None:
+                self.on_restart()
         process = self._start_worker(slot.index)
         slot.process = process
         return process

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -214,6 +214,7 @@ class WorkerProcess:
         deadline: float | None = None,
         timeout: float | None = None,
         grace: float = DEFAULT_GRACE,
+        context: Mapping[str, str] | None = None,
     ) -> env.Envelope:
         """Run one call: send CALL (header + the payload's parts, unjoined), return the decoded reply.
 
@@ -222,14 +223,15 @@ class WorkerProcess:
         given `grace` seconds to answer (it interrupts Python code); one that does not is killed.
         Either way CallTimeout (saying which, `timeout` being the figure the caller asked for).
         Raises WorkerCrashed when the worker dies during the call. Not thread-safe, except that
-        `cancel` may be called from another thread meanwhile.
+        `cancel` may be called from another thread meanwhile. `context` (W3C trace headers) travels
+        in the envelope (version 2; none: version 1).
         """
         assert self.transport is not None
         size = 0
         for part in payload:
             size += part.nbytes if isinstance(part, memoryview) else len(part)
         deadline_ms = 0 if deadline is None else int((time.time() + deadline - time.monotonic()) * 1000.0)
-        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size)
+        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size, context=context)
         try:
             with self._lock:  # a CANCEL from `cancel` goes after the CALL, never inside it
                 if self._doomed == call_id:  # cancelled before it could be sent
@@ -244,6 +246,59 @@ class WorkerProcess:
         finally:
             self._current = None  # a `cancel` from now on does nothing (the GIL makes this one step)
             if self._timer is not None:  # a cancelled call that answered in time: no kill
+                self._drop_timer()
+        return env.decode(reply)
+
+    @property
+    def awaitable(self) -> bool:
+        """Whether `acall` can await replies on an event loop (the transport reads without a thread)."""
+        return self.transport is not None and hasattr(self.transport, "arecv")
+
+    async def acall(
+        self,
+        call_id: int,
+        fingerprint: int,
+        payload: Sequence[bytes | bytearray | memoryview],
+        *,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        grace: float = DEFAULT_GRACE,
+        context: Mapping[str, str] | None = None,
+    ) -> env.Envelope:
+        """`call` on the running event loop (see `awaitable`): the CALL is written at once (keep it small:
+        a pipe's buffer holds 64 KiB), the reply awaited without a thread. Same deadlines, cancellation and
+        errors as `call`."""
+        assert self.transport is not None
+        size = 0
+        for part in payload:
+            size += part.nbytes if isinstance(part, memoryview) else len(part)
+        deadline_ms = 0 if deadline is None else int((time.time() + deadline - time.monotonic()) * 1000.0)
+        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size, context=context)
+        try:
+            with self._lock:
+                if self._doomed == call_id:
+                    raise CallTimeout(f"the call to {self.label} was cancelled before it was sent")
+                self._current = call_id
+                self.transport.send([header, *payload])
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                reply = await self.transport.arecv(wait)
+            except TransportTimeout:
+                with self._lock:
+                    self._cancelled = call_id
+                    self._send_cancel(call_id)
+                try:
+                    late_reply = env.decode(await self.transport.arecv(grace))
+                except (TransportTimeout, ProtocolError):
+                    self._expired(call_id, timeout, grace, None)
+                except TransportClosed:
+                    self._died_when_cancelled(timeout)
+                self._expired(call_id, timeout, grace, late_reply)
+        except TransportClosed:
+            raise self._died(call_id) from None
+        finally:
+            self._current = None
+            if self._timer is not None:
                 self._drop_timer()
         return env.decode(reply)
 
@@ -282,26 +337,43 @@ class WorkerProcess:
     def _expire(self, call_id: int, timeout: float | None, grace: float) -> NoReturn:
         """The caller's deadline passed: CANCEL, wait `grace` for the answer, else kill. Raises CallTimeout."""
         assert self.transport is not None
-        late = (
-            f"{self.label} did not answer within {timeout:g}s"
-            if timeout is not None
-            else f"{self.label} timed out"
-        )
         try:
             with self._lock:
                 self._cancelled = call_id
                 self._send_cancel(call_id)
             reply = env.decode(self.transport.recv(grace))
         except (TransportTimeout, ProtocolError):
+            self._expired(call_id, timeout, grace, None)
+        except TransportClosed:
+            self._died_when_cancelled(timeout)
+        self._expired(call_id, timeout, grace, reply)
+
+    def _died_when_cancelled(self, timeout: float | None) -> NoReturn:
+        status = self._reap()
+        late = (
+            f"{self.label} did not answer within {timeout:g}s"
+            if timeout is not None
+            else f"{self.label} timed out"
+        )
+        raise CallTimeout(
+            f"{late}, and died when cancelled ({status}); the next call starts a new worker"
+        ) from None
+
+    def _expired(
+        self, call_id: int, timeout: float | None, grace: float, reply: env.Envelope | None
+    ) -> NoReturn:
+        """CallTimeout for a call whose deadline passed and that was sent CANCEL: `reply` is its answer
+        within the grace period, or None (then the worker is killed)."""
+        late = (
+            f"{self.label} did not answer within {timeout:g}s"
+            if timeout is not None
+            else f"{self.label} timed out"
+        )
+        if reply is None:
             self.kill()
             raise CallTimeout(
                 f"{late}, and did not stop within {grace:g}s of being cancelled (only Python code can be "
                 "interrupted, not C code such as time.sleep): it was killed; the next call starts a new worker"
-            ) from None
-        except TransportClosed:
-            status = self._reap()
-            raise CallTimeout(
-                f"{late}, and died when cancelled ({status}); the next call starts a new worker"
             ) from None
         if reply.kind == env.Kind.RESULT:
             what = "it finished just too late; its result was dropped"

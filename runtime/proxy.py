@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import functools
 import inspect
 import itertools
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from satchel.bindings import envelope as env
@@ -22,6 +23,7 @@ from satchel.packager.bundle import Bundle
 from satchel.runtime.fetch import LocalBundle
 from satchel.runtime.pool import DEFAULT_MAX_PENDING, Slot, WorkerPool
 from satchel.runtime.process import DEFAULT_GRACE, WorkerProcess
+from satchel.runtime.worker.context import outgoing as outgoing_context
 
 _KINDS = {
     "positional_or_keyword": inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -53,6 +55,12 @@ def build_signature(bundle: Bundle, defaults: dict[str, Any]) -> inspect.Signatu
         )
     ret = bundle.function.get("return_annotation")
     return inspect.Signature(params, return_annotation=_annotation(ret))
+
+
+#: Set in a task to have `acall` call it once the call got a worker, right before it is sent.
+call_started: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "satchel_call_started", default=None
+)
 
 
 class _Ticket:
@@ -119,8 +127,9 @@ class LoadedFunction:
             "response_schema": bundle.response_schema,
         }
         # the pool (kept by the finalizer) must not refer to this proxy, or it would never be collected
+        self._size_box = [workers]  # the pool's size, for the workers' labels ("worker 2/4 of ...")
         start_worker = functools.partial(
-            _start_worker, local.python, self._spec, transport, bundle.name, workers
+            _start_worker, local.python, self._spec, transport, bundle.name, self._size_box
         )
         self._pool = WorkerPool(start_worker, size=workers, max_pending=max_pending, name=bundle.name)
         self._executor_box: list[concurrent.futures.ThreadPoolExecutor | None] = [None]  # acall's threads
@@ -154,8 +163,39 @@ class LoadedFunction:
 
     @property
     def workers(self) -> int:
-        """How many worker processes serve calls (`workers=` of satchel.load)."""
+        """How many worker processes serve calls (`workers=` of satchel.load, or the last `scale`)."""
         return self._pool.size
+
+    def scale(self, workers: int, *, only_idle: bool = False) -> None:
+        """Serve calls with `workers` worker processes from now on, without blocking callers: new ones
+        start in the background and take calls once up; surplus ones stop, idle ones first, busy ones
+        when their call ends (`only_idle`: busy ones stay). With 0, the next call starts one again (and
+        waits for it)."""
+        previous, self._size_box[0] = self._size_box[0], workers
+        try:
+            self._pool.resize(workers, only_idle=only_idle)
+        except BaseException:
+            self._size_box[0] = previous
+            raise
+
+    @property
+    def live_workers(self) -> int:
+        """How many worker processes run now (starting and dead ones not counted)."""
+        return sum(pid is not None for pid in self._pool.pids)
+
+    @property
+    def busy(self) -> int:
+        """How many calls hold a worker now."""
+        return self._pool.busy
+
+    @property
+    def restarts(self) -> int:
+        """How many workers were started in place of ones that died (crashed, or killed after a timeout)."""
+        return self._pool.restarts
+
+    def idle_seconds(self) -> list[float]:
+        """How long each idle worker has been idle (seconds), longest first."""
+        return self._pool.idle_seconds()
 
     @property
     def worker_pids(self) -> list[int | None]:
@@ -238,7 +278,7 @@ class LoadedFunction:
         deadline = None if timeout is None else time.monotonic() + timeout
         slot = self._pool.acquire(deadline)
         try:
-            reply = self._on(slot, call_id, payload, deadline, timeout)
+            reply = self._on(slot, call_id, payload, deadline, timeout, None, outgoing_context())
         finally:
             self._pool.release(slot)
         return self._result(reply, call_id)
@@ -251,8 +291,9 @@ class LoadedFunction:
         deadline: float | None,
         timeout: float | None,
         ticket: _Ticket | None = None,
+        context: Any = None,
     ) -> env.Envelope:
-        """Run one call on the worker of `slot` (taken by the caller)."""
+        """Run one call on the worker of `slot` (taken by the caller); `context`: its trace context."""
         worker = self._pool.worker(slot)
         if ticket is not None:
             ticket.process = worker
@@ -264,7 +305,13 @@ class LoadedFunction:
                 "it did not run"
             )
         return worker.call(
-            call_id, self._request.fingerprint, payload, deadline=deadline, timeout=timeout, grace=self._grace
+            call_id,
+            self._request.fingerprint,
+            payload,
+            deadline=deadline,
+            timeout=timeout,
+            grace=self._grace,
+            context=context,
         )
 
     def _result(self, reply: env.Envelope, call_id: int) -> Any:
@@ -290,10 +337,25 @@ class LoadedFunction:
         call_id = next(self._ids)
         deadline = None if timeout is None else time.monotonic() + timeout
         slot = await self._pool.acquire_async(deadline)
+        started = call_started.get()
+        if started is not None:  # the caller asked to know when its call got a worker (an async job)
+            started()
+        context = outgoing_context()  # the caller's trace context (the executor's threads do not have it)
+        worker = slot.process
+        if worker is not None and worker.awaitable and worker.alive and _small(payload):
+            return await self._acall_on_loop(slot, worker, call_id, payload, deadline, timeout, context)
         ticket = _Ticket()
         try:
             future = asyncio.get_running_loop().run_in_executor(
-                self._thread_pool(), self._run_and_release, slot, call_id, payload, deadline, timeout, ticket
+                self._thread_pool(),
+                self._run_and_release,
+                slot,
+                call_id,
+                payload,
+                deadline,
+                timeout,
+                ticket,
+                context,
             )
         except BaseException:
             self._pool.release(slot)
@@ -311,6 +373,39 @@ class LoadedFunction:
             raise
         return self._result(reply, call_id)
 
+    async def _acall_on_loop(
+        self, slot: Slot, worker: WorkerProcess, call_id: int, payload: list, deadline, timeout, context=None
+    ) -> Any:
+        """The call awaited on the event loop itself (a transport that reads without a thread, a small
+        request, a started worker): no thread hop. The call runs as its own task that gives the slot back
+        when the reply is in, so cancelling the caller cancels the call in the worker but never leaves
+        its reply unread."""
+        task = asyncio.get_running_loop().create_task(
+            worker.acall(
+                call_id,
+                self._request.fingerprint,
+                payload,
+                deadline=deadline,
+                timeout=timeout,
+                grace=self._grace,
+                context=context,
+            )
+        )
+        pool = self._pool
+
+        def done(finished: asyncio.Task) -> None:
+            pool.release(slot)
+            if not finished.cancelled():
+                finished.exception()  # its outcome may be nobody's: keep asyncio quiet
+
+        task.add_done_callback(done)
+        try:
+            reply = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            worker.cancel(call_id, self._grace)
+            raise
+        return self._result(reply, call_id)
+
     def _run_and_release(self, slot: Slot, *args: Any) -> env.Envelope:
         try:
             return self._on(slot, *args)
@@ -319,13 +414,18 @@ class LoadedFunction:
 
     def _thread_pool(self) -> concurrent.futures.ThreadPoolExecutor:
         box = self._executor_box
-        if box[0] is None:
+        executor = box[0]
+        if executor is None or executor._max_workers < self._pool.size:  # first call, or scaled up since
             with self._executor_lock:
-                if box[0] is None:
+                executor = box[0]
+                if executor is None or executor._max_workers < self._pool.size:
                     box[0] = concurrent.futures.ThreadPoolExecutor(
-                        max_workers=self._pool.size, thread_name_prefix=f"satchel-{self._bundle.name}"
+                        max_workers=max(self._pool.size, 4), thread_name_prefix=f"satchel-{self._bundle.name}"
                     )
-        return box[0]
+                    if executor is not None:
+                        executor.shutdown(wait=False)  # its running calls finish on its threads
+                executor = box[0]
+        return executor
 
     def map(
         self, items: Iterable[Any], *, ordered: bool = True, timeout: float | None = None
@@ -341,7 +441,7 @@ class LoadedFunction:
         never start, running ones finish). `timeout` applies to each call, as `timeout=` does.
         """
         single = len(self._signature.parameters) == 1
-        window = 2 * self._pool.size
+        window = 2 * max(self._pool.size, 1)
 
         def submit(executor: concurrent.futures.ThreadPoolExecutor, item: Any) -> concurrent.futures.Future:
             if single:
@@ -357,7 +457,7 @@ class LoadedFunction:
         def results() -> Iterator[Any]:
             source = iter(items)
             executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=self._pool.size, thread_name_prefix=f"satchel-map-{self._bundle.name}"
+                max_workers=max(self._pool.size, 1), thread_name_prefix=f"satchel-map-{self._bundle.name}"
             )
             running: collections.deque[concurrent.futures.Future] = collections.deque()
             try:
@@ -384,7 +484,20 @@ class LoadedFunction:
         return results()
 
 
-def _start_worker(python: Any, spec: dict, transport: str, name: str, size: int, index: int) -> WorkerProcess:
+_SMALL_REQUEST = 48 * 1024  # awaited on the loop only if it fits a pipe's buffer (64 KiB) with room to spare
+
+
+def _small(payload: list) -> bool:
+    size = 0
+    for part in payload:
+        size += part.nbytes if isinstance(part, memoryview) else len(part)
+    return size <= _SMALL_REQUEST
+
+
+def _start_worker(
+    python: Any, spec: dict, transport: str, name: str, size_box: list[int], index: int
+) -> WorkerProcess:
+    size = max(size_box[0], index + 1)
     label = f"worker {index + 1}/{size} of {name}" if size > 1 else f"worker of {name}"
     worker = WorkerProcess(python, spec, transport=transport, label=label)
     worker.start()

@@ -2,10 +2,14 @@
 
 Frame: an unsigned 64-bit little-endian byte count, then that many bytes (one envelope).
 Portable (any POSIX system); the fallback when the shared-memory ring is unavailable.
+
+The caller's read end is non-blocking, so besides the blocking `recv` it offers `arecv`: a frame read on an
+asyncio event loop as its bytes arrive (no thread), which is how a server awaits many workers at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import struct
@@ -22,9 +26,11 @@ _MAX_IOV = 512
 class PipeTransport(Transport):
     name = "pipe"
 
-    def __init__(self, read_fd: int, write_fd: int) -> None:
+    def __init__(self, read_fd: int, write_fd: int, *, nonblocking_reads: bool = False) -> None:
         self._rfd = read_fd
         self._wfd = write_fd
+        if nonblocking_reads:
+            os.set_blocking(read_fd, False)
         self._poll = select.poll()
         self._poll.register(read_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         self._closed = False
@@ -62,6 +68,9 @@ class PipeTransport(Transport):
                 n = os.readv(self._rfd, [view[got:]])
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
+            except BlockingIOError:  # a non-blocking read end: wait for the rest of the frame
+                self._poll.poll()
+                continue
             if n == 0:
                 raise TransportClosed("the peer closed the pipe")
             got += n
@@ -81,6 +90,40 @@ class PipeTransport(Transport):
             self._read_into(memoryview(body))
         return body
 
+    async def arecv(self, timeout: float | None = None) -> bytearray:
+        """`recv` on the running event loop: the frame is read as it arrives, without blocking the loop or
+        using a thread (the read end must be non-blocking: the caller's side of a channel is). The timeout
+        bounds the wait for the first byte, as in `recv`; a frame that has started is read to its end."""
+        loop = asyncio.get_running_loop()
+        frame = _FrameReader(self._rfd)
+        done: asyncio.Future[bytearray] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                message = frame.read_available()
+            except BaseException as exc:  # TransportClosed, ProtocolError, OSError
+                if not done.done():
+                    done.set_exception(exc)
+                return
+            if message is not None and not done.done():
+                done.set_result(message)
+
+        readable()  # the reply may be there already
+        if done.done():
+            return done.result()
+        loop.add_reader(self._rfd, readable)
+        try:
+            if timeout is None:
+                return await done
+            try:
+                return await asyncio.wait_for(asyncio.shield(done), timeout)
+            except asyncio.TimeoutError:
+                if not frame.started:
+                    raise TransportTimeout("no message within the timeout") from None
+                return await done  # a frame has begun: read it to its end
+        finally:
+            loop.remove_reader(self._rfd)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -92,11 +135,48 @@ class PipeTransport(Transport):
                 pass
 
 
+class _FrameReader:
+    """One frame read from a non-blocking fd in as many steps as its bytes take to arrive."""
+
+    __slots__ = ("fd", "header", "body", "got", "started")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.header = bytearray(_LEN.size)
+        self.body: bytearray | None = None
+        self.got = 0
+        self.started = False
+
+    def read_available(self) -> bytearray | None:
+        """Read what is there; the whole frame once complete, else None."""
+        while True:
+            target = memoryview(self.header if self.body is None else self.body)
+            if self.got < target.nbytes:
+                try:
+                    n = os.readv(self.fd, [target[self.got :]])
+                except BlockingIOError:
+                    return None
+                if n == 0:
+                    raise TransportClosed("the peer closed the pipe")
+                self.started = True
+                self.got += n
+                if self.got < target.nbytes:
+                    continue
+            if self.body is None:
+                (size,) = _LEN.unpack(self.header)
+                if size > 1 << 46:
+                    raise ProtocolError(f"frame of {size} bytes announced: the stream is corrupt")
+                self.body, self.got = bytearray(size), 0
+                if size:
+                    continue
+            return self.body
+
+
 class _PipeChannel(Channel):
     def __init__(self) -> None:
         to_worker_r, to_worker_w = os.pipe()
         to_caller_r, to_caller_w = os.pipe()
-        self.transport = PipeTransport(to_caller_r, to_worker_w)
+        self.transport = PipeTransport(to_caller_r, to_worker_w, nonblocking_reads=True)
         self.endpoint = {"read_fd": to_worker_r, "write_fd": to_caller_w}
         self.pass_fds = (to_worker_r, to_caller_w)
 

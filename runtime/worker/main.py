@@ -3,7 +3,8 @@
 The call loop (deadlines, cancellation) is `server.Server`.
 
 Runs with the bundle environment's interpreter. Imports only the standard library, `satchel.errors`,
-`satchel.bindings` and the worker's runtime requirements (fastavro). Python 3.9+.
+`satchel.bindings` and the worker's runtime requirements (fastavro); and `satchel.flows.task` (through the
+kit's `satchel.flows` stand-in, `flows_shim`) when a parameter is bound to a flow task. Python 3.9+.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from satchel._version import __version__
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import get_transport
+from satchel.runtime.worker.artifacts import restore
 from satchel.runtime.worker.server import Server
 
 
@@ -78,10 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         shims.install()
         sys.path.insert(0, spec["code_dir"])
         func = _resolve(spec["module"], spec["qualname"])
-        bound = {}
-        for name, path in spec["artifacts"].items():
-            with open(path, "rb") as fh:
-                bound[name] = _Unpickler(fh, spec.get("main_alias")).load()
+        main_alias = spec.get("main_alias")
+        bound = restore(spec["artifacts"], lambda fh: _Unpickler(fh, main_alias).load())
         request = RequestCodec(spec["request_schema"])
         response = Codec(spec["response_schema"])
     except BaseException as exc:  # report why we could not start, then exit

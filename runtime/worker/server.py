@@ -28,6 +28,7 @@ from typing import Any
 
 from satchel.bindings import envelope as env
 from satchel.errors import ProtocolError, TransportClosed
+from satchel.runtime.worker import context as call_context
 
 WATCH_INTERVAL = 0.02  # seconds a call runs before the helper thread starts reading for a CANCEL
 
@@ -109,7 +110,11 @@ class Server:
                 kwargs = self.request.decode_call(msg.payload)
                 if self.bound:
                     kwargs.update(self.bound)
-                result = self.func(**kwargs)
+                if msg.context:  # a traced call (envelope version 2): see worker/context.py
+                    with call_context.running(msg.context, getattr(self.func, "__qualname__", "call")):
+                        result = self.func(**kwargs)
+                else:
+                    result = self.func(**kwargs)
             finally:
                 self._finish()
             parts = self.response.encode_parts(result)

@@ -59,7 +59,8 @@ def test_identical_to_fastavro(kind, call_id, fingerprint, deadline_ms, payload)
     }
 
     decoded = env.decode(ours)
-    assert decoded == (1, kind, call_id, fingerprint, deadline_ms, decoded.payload)
+    assert decoded[:6] == (1, kind, call_id, fingerprint, deadline_ms, decoded.payload)
+    assert decoded.context == {}
     assert decoded.kind is kind
     assert bytes(decoded.payload) == payload
 
@@ -93,7 +94,9 @@ def test_memoryview_payload_and_signed_fingerprint():
     [
         (b"", "truncated"),
         (b"\x02\x00\x02", "truncated"),
-        (b"\x04\x00\x00\x00\x00\x00", "envelope version 2"),
+        (b"\x06\x00\x00\x00\x00\x00", "envelope version 3"),
+        (b"\x04\x00\x00\x00\x00\x02\x02", "truncated"),  # version 2: a context block cut short
+        (b"\x04\x00\x00\x00\x00\x00\x04a", "payload of 2 bytes announced, 1 bytes present"),
         (b"\x02\x0e\x00\x00\x00\x00", "unknown message kind 7"),
         (b"\x02\x00\x00\x00\x00\x06ab", "payload of 3 bytes announced, 2 bytes present"),
         (b"\x02\x00\x00\x00\x00\x02abc", "payload of 1 bytes announced, 3 bytes present"),
@@ -103,6 +106,33 @@ def test_memoryview_payload_and_signed_fingerprint():
 def test_malformed(message, error):
     with pytest.raises(ProtocolError, match=error):
         env.decode(message)
+
+
+def test_version_2_carries_a_context_and_matches_fastavro():
+    context = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "k": "☃"}
+    ours = env.encode(env.Kind.CALL, 3, b"abc", fingerprint=9, deadline_ms=5, context=context)
+    v2 = fastavro.parse_schema(env.ENVELOPE_SCHEMA_V2)
+    record = {"version": 2, "kind": "CALL", "call_id": 3, "fingerprint": 9, "deadline_ms": 5}
+    record.update(context=context, payload=b"abc")
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, v2, record)
+    assert ours == out.getvalue()
+    decoded = env.decode(ours)
+    assert (decoded.version, decoded.context, bytes(decoded.payload)) == (2, context, b"abc")
+    # no context: version 1, byte for byte what it always was
+    assert env.encode(env.Kind.CALL, 3, b"abc", context={}) == env.encode(env.Kind.CALL, 3, b"abc")
+    # a block written with a negative count (followed by its size in bytes) reads the same
+    negative = b"\x04\x00\x06\x12\x0a" + b"\x01\x0a" + b"\x02k\x04vv" + b"\x00" + b"\x06abc"
+    assert env.decode(negative).context == {"k": "vv"}
+
+
+def test_context_checks():
+    with pytest.raises(ValueError, match="version 1"):
+        env.encode_header(env.Kind.CALL, 0, 0, 0, 0, version=1, context={"a": "b"})
+    with pytest.raises(ValueError, match="must be strings"):
+        env.encode_header(env.Kind.CALL, 0, 0, 0, 0, context={"a": 1})
+    with pytest.raises(ValueError, match="more than"):
+        env.encode_header(env.Kind.CALL, 0, 0, 0, 0, context={"a": "x" * (env.CONTEXT_MAX_BYTES + 1)})
 
 
 def test_encode_header_checks():

@@ -23,6 +23,7 @@ ADD_REQUEST = {
     "name": "add_request",
     "fields": [{"name": "a", "type": "double"}, {"name": "b", "type": "double"}],
 }
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"  # the W3C spec's example
 TRACEBACK = 'Traceback (most recent call last):\n  File "textutil.py", line 37, in fail\nValueError: boom\n'
 
 
@@ -36,13 +37,24 @@ def envelope_vectors() -> dict:
     cases = []
 
     def case(
-        name: str, kind, call_id: int, payload: bytes, fingerprint: int = 0, deadline_ms: int = 0, **extra
+        name: str,
+        kind,
+        call_id: int,
+        payload: bytes,
+        fingerprint: int = 0,
+        deadline_ms: int = 0,
+        context: dict | None = None,
+        **extra,
     ):
-        message = env.encode(kind, call_id, payload, fingerprint=fingerprint, deadline_ms=deadline_ms)
-        header = env.encode_header(kind, call_id, fingerprint, deadline_ms, len(payload))
+        message = env.encode(
+            kind, call_id, payload, fingerprint=fingerprint, deadline_ms=deadline_ms, context=context
+        )
+        header = env.encode_header(kind, call_id, fingerprint, deadline_ms, len(payload), context=context)
         cases.append(
             {
                 "name": name,
+                "version": 2 if context else 1,
+                "context": context or {},
                 "kind": env.Kind(kind).name,
                 "kind_index": int(kind),
                 "call_id": call_id,
@@ -107,9 +119,20 @@ def envelope_vectors() -> dict:
     )
     case("shutdown", env.Kind.SHUTDOWN, 0, b"")
     case("cancel call 7", env.Kind.CANCEL, 7, b"")
+    case(
+        "version 2: call add(a=1.5, b=2.25) with a W3C trace context",
+        env.Kind.CALL,
+        1,
+        add_payload,
+        request.fingerprint,
+        context={"traceparent": TRACEPARENT, "tracestate": "congo=t61rcWkgMzE"},
+        request_schema=ADD_REQUEST,
+        arguments={"a": 1.5, "b": 2.25},
+    )
     return {
         "description": "Envelope records (Avro binary of satchel.wire.Envelope), see docs/protocol.md",
         "envelope_schema": env.ENVELOPE_SCHEMA,
+        "envelope_schema_v2": env.ENVELOPE_SCHEMA_V2,
         "error_schema": env.ERROR_SCHEMA,
         "ready_schema": env.READY_SCHEMA,
         "fingerprints": {

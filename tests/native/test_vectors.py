@@ -21,6 +21,7 @@ RINGS = json.loads((TESTDATA / "ring_vectors.json").read_text())
 
 def test_schemas_and_fingerprints() -> None:
     assert ENVELOPES["envelope_schema"] == env.ENVELOPE_SCHEMA
+    assert ENVELOPES["envelope_schema_v2"] == env.ENVELOPE_SCHEMA_V2
     assert ENVELOPES["error_schema"] == env.ERROR_SCHEMA
     assert ENVELOPES["ready_schema"] == env.READY_SCHEMA
     prints = ENVELOPES["fingerprints"]
@@ -54,14 +55,23 @@ def test_envelope_case(case: dict) -> None:
         assert env.encode_ready(**case["ready"]) == payload
         assert env.decode_ready(payload)._asdict() == case["ready"]
     # the envelope around it
-    header = env.encode_header(kind, case["call_id"], fingerprint, case["deadline_ms"], len(payload))
+    context = case["context"]
+    header = env.encode_header(
+        kind, case["call_id"], fingerprint, case["deadline_ms"], len(payload), context=context
+    )
     assert header.hex() == case["header_hex"]
     message = env.encode(
-        kind, case["call_id"], payload, fingerprint=fingerprint, deadline_ms=case["deadline_ms"]
+        kind,
+        case["call_id"],
+        payload,
+        fingerprint=fingerprint,
+        deadline_ms=case["deadline_ms"],
+        context=context,
     )
     assert message.hex() == case["message_hex"] == case["header_hex"] + case["payload_hex"]
     decoded = env.decode(bytes.fromhex(case["message_hex"]))
-    assert (decoded.version, decoded.kind, decoded.call_id) == (1, kind, case["call_id"])
+    assert (decoded.version, decoded.kind, decoded.call_id) == (case["version"], kind, case["call_id"])
+    assert dict(decoded.context) == context
     assert (decoded.fingerprint, decoded.deadline_ms, bytes(decoded.payload)) == (
         fingerprint,
         case["deadline_ms"],

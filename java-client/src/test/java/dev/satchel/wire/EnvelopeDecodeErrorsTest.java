@@ -20,8 +20,28 @@ class EnvelopeDecodeErrorsTest {
 
     @Test
     void rejectsOtherVersions() {
-        assertTrue(refusal("040a00000000").contains("version 2"));
+        assertTrue(refusal("060a00000000").contains("version 3"));
         assertTrue(refusal("000a00000000").contains("version 0"));
+    }
+
+    @Test
+    void rejectsTruncatedContexts() {
+        assertTrue(refusal("0400000000").contains("truncated"));
+        assertTrue(refusal("04000000000202").contains("truncated"));
+        assertTrue(refusal("0400000000020a6b").contains("truncated"));
+    }
+
+    @Test
+    void readsAContextBlockWithANegativeCount() {
+        Envelope e = Envelope.decode(HEX.parseHex("04000612" + "0a" + "010a" + "026b047676" + "00" + "06616263"));
+        assertEquals(java.util.Map.of("k", "vv"), e.context());
+        assertEquals(3, e.payload().remaining());
+    }
+
+    @Test
+    void refusesAContextInVersion1() {
+        assertThrows(IllegalArgumentException.class, () -> new Envelope(1, Kind.CALL, 0, 0, 0,
+                java.util.Map.of("a", "b"), ByteBuffer.allocate(0)));
     }
 
     @Test

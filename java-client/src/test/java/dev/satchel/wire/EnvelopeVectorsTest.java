@@ -59,8 +59,12 @@ class EnvelopeVectorsTest {
     private static Envelope expected(Map<String, Object> c) {
         Kind kind = Kind.valueOf(str(c.get("kind")));
         assertEquals(num(c.get("kind_index")), kind.index(), "kind_index of " + kind);
-        return Envelope.of(kind, num(c.get("call_id")), Fingerprint.fromHex(str(c.get("fingerprint"))),
-                num(c.get("deadline_ms")), ByteBuffer.wrap(hex(c.get("payload_hex"))));
+        Map<String, String> context = new java.util.LinkedHashMap<>();
+        obj(c.get("context")).forEach((k, v) -> context.put(k, str(v)));
+        Envelope envelope = Envelope.of(kind, num(c.get("call_id")), Fingerprint.fromHex(str(c.get("fingerprint"))),
+                num(c.get("deadline_ms")), context, ByteBuffer.wrap(hex(c.get("payload_hex"))));
+        assertEquals(num(c.get("version")), envelope.version(), "version of " + str(c.get("name")));
+        return envelope;
     }
 
     private Stream<DynamicTest> perCase(String what, java.util.function.Consumer<Map<String, Object>> check) {
@@ -84,7 +88,8 @@ class EnvelopeVectorsTest {
             byte[] message = hex(c.get("message_hex"));
             Envelope decoded = Envelope.decode(message);
             Envelope expected = expected(c);
-            assertEquals(Envelope.VERSION, decoded.version());
+            assertEquals(expected.version(), decoded.version());
+            assertEquals(expected.context(), decoded.context());
             assertEquals(expected.kind(), decoded.kind());
             assertEquals(expected.callId(), decoded.callId());
             assertEquals(expected.fingerprint(), decoded.fingerprint());
@@ -150,7 +155,15 @@ class EnvelopeVectorsTest {
                 checked++;
             }
         }
-        assertEquals(6, checked, "payload checks run (2 calls, 1 result, 2 errors, 1 ready)");
+        assertEquals(7, checked, "payload checks run (3 calls, 1 result, 2 errors, 1 ready)");
+    }
+
+    @Test
+    void vectorsHoldAVersion2EnvelopeWithATraceContext() {
+        long withContext = cases.stream().map(Vectors::obj)
+                .filter(c -> num(c.get("version")) == 2 && obj(c.get("context")).containsKey("traceparent"))
+                .count();
+        assertEquals(1, withContext);
     }
 
     @Test
