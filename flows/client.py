@@ -2,16 +2,66 @@
 
 Flow("TrainFlow").latest_successful_run["fit"].tasks
 task.data.model          run.data.models          Flow("TrainFlow").runs("nightly")
+
+Namespaces: a Flow shows the current user's runs (`user:<name>`; SATCHEL_USER sets the user) unless told
+otherwise: `namespace("user:alice")`, `namespace("production")` (runs tagged so), `namespace(None)` (all
+runs), or per flow `Flow("TrainFlow", namespace=None)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import getpass
+import os
+from collections.abc import Iterable, Iterator
 from functools import cached_property
-from typing import Any
+from typing import Any, BinaryIO
 
+from satchel.flows import task as _task
 from satchel.flows.datastore import FlowDatastore
 from satchel.packager.stores import Store
+
+_UNSET: Any = object()
+_namespace: Any = _UNSET
+
+
+def current_user() -> str:
+    """The user runs are recorded under: SATCHEL_USER, else the login name."""
+    try:
+        return os.environ.get("SATCHEL_USER") or getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
+
+
+def default_namespace() -> str:
+    """`user:<current user>`: the namespace a process starts in."""
+    return f"user:{current_user()}"
+
+
+def _check_namespace(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value or value == "user:"):
+        raise ValueError(f"namespace must be 'user:<name>', a tag, or None (every run); got {value!r}")
+    return value
+
+
+def _check_tags(tags: Iterable[Any], what: str) -> list[str]:
+    tags = list(tags)
+    for t in tags:
+        if not isinstance(t, str):
+            raise TypeError(f"{what} must be strings (run tags), got {type(t).__name__} {t!r}")
+    return tags
+
+
+def namespace(ns: str | None) -> str | None:
+    """Set the namespace `Flow` shows runs from, for this process: `user:<name>` (the runs of that user),
+    any other string (the runs carrying that tag), or None (every run). Returns it."""
+    global _namespace
+    _namespace = _check_namespace(ns)
+    return _namespace
+
+
+def get_namespace() -> str | None:
+    """The current namespace (by default `user:<current user>`; SATCHEL_USER sets the user)."""
+    return default_namespace() if _namespace is _UNSET else _namespace
 
 
 class DataArtifacts:
@@ -47,8 +97,12 @@ class DataArtifacts:
         return f"<artifacts of {self._pathspec}: {', '.join(sorted(self._artifacts))}>"
 
 
-class Task:
-    """One finished task: `data`, `artifacts` (name -> digest), `successful`, `stdout`, `stderr`, `attempt`."""
+class Task(_task.Task):
+    """One finished task: `data`, `artifacts` (name -> digest), `successful`, `stdout`, `stderr`, `attempt`.
+
+    Bindable: `fn.bind(task=t)` reads `pathspec`, `finished`, `successful`, `artifact_names()` and
+    `open_artifact(name)` (the protocol in satchel.packager.task_binding).
+    """
 
     def __init__(self, ds: FlowDatastore, record: dict) -> None:
         self._ds = ds
@@ -57,6 +111,7 @@ class Task:
         self.pathspec: str = record["pathspec"]
         self.step_name: str = record["step"]
         self.run_id: str = record["run_id"]
+        self.flow_name: str = ds.flow_name
         self.attempt: int = record.get("attempt", 0)
         self.user: str | None = record.get("user")
         self.artifacts: dict[str, str] = record.get("artifacts", {})
@@ -65,6 +120,19 @@ class Task:
     @property
     def successful(self) -> bool:
         return self.record.get("status") == "ok"
+
+    @property
+    def finished(self) -> bool:
+        return self.record.get("status") in ("ok", "failed")
+
+    def open_artifact(self, name: str) -> BinaryIO:
+        """A stream of artifact `name` as plain pickle bytes (decompressed as read)."""
+        from satchel.flows.artifact_stream import open_plain
+
+        if name not in self.artifacts:
+            raise KeyError(f"{self.pathspec} has no artifact {name!r}")
+        blob = self._ds.store.open_blob(self.artifacts[name])
+        return open_plain(blob, f"artifact {name!r} of {self.pathspec}")
 
     @property
     def index(self) -> int | None:
@@ -159,6 +227,21 @@ class Run:
         return self.status in ("successful", "failed")
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """The flow's decorators when it ran: `{"schedule": {"cron": ..., "timezone": ...}, "trigger_on_finish": {"flows": [...]}}`."""
+        return self.record.get("metadata") or {}
+
+    @property
+    def is_spin(self) -> bool:
+        """Whether this run re-executed one step of an earlier run (`spin`); `origin_run_id` names that run."""
+        return bool(self.record.get("spin"))
+
+    @property
+    def origin_run_id(self) -> str | None:
+        """For a resumed or spun run, the run it started from."""
+        return self.record.get("origin_run_id")
+
+    @property
     def steps(self) -> list[str]:
         return list(self.record.get("steps") or self.record.get("graph", {}))
 
@@ -183,23 +266,49 @@ class Run:
             raise KeyError(f"{self.pathspec} has no finished end task (status: {self.status})")
         return task.data
 
+    def in_namespace(self, namespace: str | None) -> bool:
+        """Whether the run shows in `namespace`: None (all), `user:<name>` (its user), or a tag it carries."""
+        if namespace is None:
+            return True
+        if namespace.startswith("user:"):
+            return self.user == namespace[len("user:") :]
+        return namespace in self.tags
+
     def __repr__(self) -> str:
         return f"Run({self.pathspec!r}, {self.status})"
 
 
 class Flow:
-    """A flow's runs in a store (default: SATCHEL_STORE)."""
+    """A flow's runs in a store (default: SATCHEL_STORE), as seen from a namespace.
 
-    def __init__(self, name: str, store: Store | str | None = None) -> None:
+    `namespace`: whose runs `runs()`, `latest_run` and `latest_successful_run` show; default: the
+    process-wide one (`namespace()`, initially `user:<you>`); None shows every run. `flow[run_id]`
+    reaches any run, whatever the namespace.
+    """
+
+    def __init__(self, name: str, store: Store | str | None = None, namespace: Any = _UNSET) -> None:
         self.name = name
         self._ds = FlowDatastore(name, store)
+        self._namespace = _UNSET if namespace is _UNSET else _check_namespace(namespace)
 
-    def runs(self, *tags: str, user: str | None = None) -> list[Run]:
-        """Runs, newest first, that carry all `tags` (and were started by `user`, if given)."""
+    @property
+    def namespace(self) -> str | None:
+        return get_namespace() if self._namespace is _UNSET else self._namespace  # type: ignore[return-value]
+
+    def runs(self, *tags: str, tag: str | Iterable[str] | None = None, user: str | None = None) -> list[Run]:
+        """Runs in the namespace, newest first, that carry all `tags` (and `tag`: one tag or several) and
+        were started by `user`, if given."""
+        wanted = set(_check_tags(tags, "tags"))
+        if tag is not None:
+            wanted |= set(_check_tags([tag] if isinstance(tag, str) else tag, "tag"))
+        ns = self.namespace
         out = []
         for run_id in reversed(self._ds.run_ids()):
-            run = self[run_id]
-            if set(tags) <= run.tags and (user is None or run.user == user):
+            try:
+                run = self[run_id]
+            except KeyError:  # deleted (by gc) since listed
+                continue
+            if wanted <= run.tags and (user is None or run.user == user) and run.in_namespace(ns):
                 out.append(run)
         return out
 
@@ -214,13 +323,15 @@ class Flow:
 
     @property
     def latest_run(self) -> Run | None:
-        ids = self._ds.run_ids()
-        return self[ids[-1]] if ids else None
+        """The newest run in the namespace."""
+        runs = self.runs()
+        return runs[0] if runs else None
 
     @property
     def latest_successful_run(self) -> Run | None:
+        """The newest successful run that is not a spin."""
         for run in self.runs():
-            if run.successful:
+            if run.successful and not run.is_spin:
                 return run
         return None
 

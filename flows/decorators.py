@@ -1,10 +1,12 @@
-"""Step decorators: `@step` marks a method as a step; the others attach options to it.
+"""Step decorators: `@step` marks a method as a step; the others attach options to it. Flow decorators
+(`@schedule`, `@trigger_on_finish`) decorate the FlowSpec class and are recorded in its metadata.
 
 The decorators only record; the runtime and executors honour them. Order does not matter.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,3 +90,111 @@ class CaughtException:
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
+
+
+# -- flow (class) decorators: recorded in the flow's metadata for production schedulers -------------
+
+FLOW_DECOS = "_satchel_flow_decos"
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,?#-]+$")
+_PRESETS = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 0"}
+
+
+def _attach_flow(name: str, options: dict[str, Any]) -> Callable[[type], type]:
+    def decorate(cls: type) -> type:
+        from satchel.flows.spec import FlowSpec
+
+        if not (isinstance(cls, type) and issubclass(cls, FlowSpec)):
+            raise TypeError(f"@{name} decorates a FlowSpec subclass, got {cls!r}")
+        if name in cls.__dict__.get(FLOW_DECOS, {}):
+            raise TypeError(f"@{name} is applied twice to {cls.__qualname__}")
+        decos = dict(getattr(cls, FLOW_DECOS, {}))
+        decos[name] = options
+        setattr(cls, FLOW_DECOS, decos)
+        return cls
+
+    return decorate
+
+
+def flow_decorators(flow_cls: type) -> dict[str, dict]:
+    """The flow decorators of a FlowSpec subclass by name (`schedule`, `trigger_on_finish`)."""
+    return dict(getattr(flow_cls, FLOW_DECOS, {}))
+
+
+def schedule(
+    cron: str | None = None,
+    *,
+    hourly: bool = False,
+    daily: bool = False,
+    weekly: bool = False,
+    timezone: str | None = None,
+) -> Callable[[type], type]:
+    """Run the flow on a schedule: a 5-field `cron` string, or one of `hourly`, `daily`, `weekly`.
+    Only recorded (in each run and `show`); a production scheduler compiles it."""
+    for key, flag in (("hourly", hourly), ("daily", daily), ("weekly", weekly)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"@schedule({key}=...) must be True or False, got {flag!r}")
+    given = [
+        k
+        for k, v in (("cron", cron is not None), ("hourly", hourly), ("daily", daily), ("weekly", weekly))
+        if v
+    ]
+    if len(given) != 1:
+        got = " and ".join(given) if given else "none of them"
+        raise ValueError(
+            f"@schedule takes exactly one of cron=, hourly=True, daily=True, weekly=True; got {got}"
+        )
+    if cron is not None:
+        if not isinstance(cron, str):
+            raise ValueError(f"@schedule(cron=...) must be a string, got {type(cron).__name__}")
+        fields = cron.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"@schedule(cron={cron!r}) must have 5 fields (minute hour day-of-month month day-of-week), "
+                f"it has {len(fields)}"
+            )
+        bad = [f for f in fields if not _CRON_FIELD.match(f)]
+        if bad:
+            raise ValueError(f"@schedule(cron={cron!r}): field {bad[0]!r} is not a cron field")
+        expression = " ".join(fields)
+    else:
+        expression = _PRESETS[given[0]]
+    if timezone is not None:
+        if not isinstance(timezone, str):
+            raise ValueError(f"@schedule(timezone=...) must be an IANA zone name, got {timezone!r}")
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"@schedule(timezone={timezone!r}) is not a known IANA time zone (like 'Europe/Paris')"
+            ) from None
+    return _attach_flow("schedule", {"cron": expression, "timezone": timezone, "given": given[0]})
+
+
+def _flow_name(value: Any, key: str) -> str:
+    from satchel.flows.spec import FlowSpec
+
+    if isinstance(value, type) and issubclass(value, FlowSpec):
+        return value.__name__
+    if isinstance(value, str):
+        if value and all(part.isidentifier() for part in value.split(".")):
+            return value
+        raise ValueError(f"@trigger_on_finish({key}=...): {value!r} is not a flow name")
+    raise TypeError(
+        f"@trigger_on_finish({key}=...) takes a flow name (str) or a FlowSpec subclass, "
+        f"got {type(value).__name__}"
+    )
+
+
+def trigger_on_finish(flow: Any = None, *, flows: list | tuple | None = None) -> Callable[[type], type]:
+    """Run this flow when `flow` (or any of `flows`) finishes successfully. Only recorded, like @schedule."""
+    if (flow is None) == (flows is None):
+        raise ValueError("@trigger_on_finish takes exactly one of flow= or flows=")
+    if flow is not None:
+        names = [_flow_name(flow, "flow")]
+    else:
+        if not isinstance(flows, (list, tuple)) or not flows:
+            raise TypeError(f"@trigger_on_finish(flows=...) takes a non-empty list of flows, got {flows!r}")
+        names = [_flow_name(f, "flows") for f in flows]
+    return _attach_flow("trigger_on_finish", {"flows": names})

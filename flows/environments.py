@@ -3,7 +3,7 @@ cache, and the flows kit that runs a task in them.
 
 A task of an `@environment` step is a fresh interpreter of the step's environment (never forked from the
 parent), running `<kit>/satchel_flow_task.py <job file>`. The environment holds the step's packages (plus
-boto3 when the run's store is on S3), never Satchel itself: the kit — the few parts of Satchel a task
+zstandard for artifacts, and boto3 when the run's store is on S3), never Satchel itself: the kit — the few parts of Satchel a task
 imports (`satchel/__init__`, `errors`, `config`, `flows/`, `packager/stores/`; all standard library) — is
 first on the task's path instead, so the task reads inputs and writes artifacts with the same datastore
 code as a forked task, into the same layout.
@@ -77,9 +77,10 @@ class StepEnvironment:
 
 
 def runtime_requirements(store: Any) -> list[str]:
-    """What a task needs in its environment besides the kit: nothing for a local store, boto3 for S3."""
+    """What a task needs in its environment besides the kit: zstandard (artifacts are zstd-compressed;
+    without it a task could write zlib artifacts but not read zstd ones), and boto3 for an S3 store."""
     url = str(getattr(store, "url", "") or "")
-    return ["boto3"] if url.startswith("s3:") else []
+    return ["zstandard", "boto3"] if url.startswith("s3:") else ["zstandard"]
 
 
 class Environments:

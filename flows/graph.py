@@ -1,5 +1,9 @@
 """The flow graph, read from the class: each step's `self.next(...)` call is parsed from its source (AST),
-and the whole graph is validated before anything runs."""
+and the whole graph is validated before anything runs.
+
+`self.next({"high": self.high, "low": self.low}, condition="mode")` is a switch: the value of artifact
+`mode` picks the one branch that runs; the branches reconverge in a later step that is not a join.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from satchel.flows.decorators import DECOS, STEP_MARK
+from satchel.flows.decorators import DECOS, STEP_MARK, flow_decorators
 from satchel.flows.errors import GraphError
 
 
@@ -33,11 +37,19 @@ class StepNode:
     split_stack: list[str] = field(default_factory=list)
     #: for a join, the split it closes
     matching_split: str | None = None
+    #: for a switch: case value -> step, and the artifact whose value picks the case
+    switch: dict[str, str] | None = None
+    condition: str | None = None
+    #: for a switch, the step its branches reconverge in; for that step, the switch
+    rejoins_at: str | None = None
+    reconverges: str | None = None
 
     @property
     def kind(self) -> str:
         if self.name == "end":
             return "end"
+        if self.switch is not None:
+            return "switch"
         if self.foreach:
             return "foreach"
         if len(self.out) > 1:
@@ -53,6 +65,7 @@ class FlowGraph:
 
     def __init__(self, flow_cls: type) -> None:
         self.name = flow_cls.__name__
+        self.flow_decos = flow_decorators(flow_cls)
         self.nodes: dict[str, StepNode] = {}
         for attr in dir(flow_cls):
             func = getattr(flow_cls, attr, None)
@@ -69,6 +82,12 @@ class FlowGraph:
                 self._fail(
                     node,
                     f"foreach={node.foreach!r} names no artifact: no step assigns self.{node.foreach}",
+                    node.next_line,
+                )
+            if node.condition and node.condition not in known:
+                self._fail(
+                    node,
+                    f"condition={node.condition!r} names no artifact: no step assigns self.{node.condition}",
                     node.next_line,
                 )
 
@@ -108,6 +127,13 @@ class FlowGraph:
                 continue
             if not node.out:
                 self._fail(node, "the step does not end with self.next(...)")
+            for case, target in (node.switch or {}).items():
+                if target not in self.nodes:
+                    self._fail(
+                        node,
+                        f"switch case {case!r} names {target!r}, which is not a @step of {self.name}",
+                        node.next_line,
+                    )
             for target in node.out:
                 if target not in self.nodes:
                     self._fail(
@@ -124,13 +150,60 @@ class FlowGraph:
         unreachable = set(self.nodes) - set(n.name for n in self.sorted_steps())
         for name in sorted(unreachable):
             self._fail(self.nodes[name], "the step is not reachable from start")
+        self._check_switches()
         for node in self.nodes.values():
-            if len(node.in_steps) > 1 and not node.is_join:
+            if len(node.in_steps) > 1 and not node.is_join and not node.reconverges:
                 self._fail(
                     node,
                     f"steps {sorted(node.in_steps)} all go to it, so it must be a join: def {node.name}(self, inputs)",
                 )
         self._assign_splits()
+
+    def descendants(self, name: str) -> set[str]:
+        """`name` and every step reachable from it."""
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            current = todo.pop()
+            if current not in seen:
+                seen.add(current)
+                todo.extend(self.nodes[current].out)
+        return seen
+
+    def _check_switches(self) -> None:
+        """Each switch's branches must reconverge in one step that is not a join, reached only from the
+        branches of switches that reconverge there (nested switches may share it)."""
+        order = [n.name for n in self.sorted_steps()]
+        regions: dict[str, set[str]] = {}
+        for node in self.nodes.values():
+            if node.switch is None:
+                continue
+            reach = [self.descendants(t) for t in node.out]
+            common = set.intersection(*reach)
+            meet = self.nodes[next(n for n in order if n in common)]
+            if meet.is_join:
+                self._fail(
+                    node,
+                    f"the branches of the switch ({', '.join(node.out)}) first meet at {meet.name!r}, which is a "
+                    f"join; they must reconverge in a step that is not a join (def {meet.name}(self))",
+                    node.next_line,
+                )
+            region = (set.union(*reach) - self.descendants(meet.name)) | {node.name}
+            regions.setdefault(meet.name, set()).update(region)
+            node.rejoins_at = meet.name
+            if meet.reconverges is None:
+                meet.reconverges = node.name
+        for name, region in regions.items():
+            meet = self.nodes[name]
+            strays = sorted(set(meet.in_steps) - region)
+            if strays:
+                switch = self.nodes[meet.reconverges or name]
+                self._fail(
+                    switch,
+                    f"the branches of the switch do not reconverge on their own: {name!r}, where they meet, is "
+                    f"also reached from {', '.join(map(repr, strays))}, outside the switch",
+                    switch.next_line,
+                )
 
     def _check_cycles(self) -> None:
         state: dict[str, int] = {}
@@ -201,13 +274,20 @@ class FlowGraph:
                 "foreach": n.foreach,
                 "decorators": n.decos,
                 "line": n.line,
+                **(
+                    {"switch": n.switch, "condition": n.condition, "rejoins_at": n.rejoins_at}
+                    if n.switch is not None
+                    else {}
+                ),
             }
             for n in self.sorted_steps()
         }
 
     def describe(self) -> str:
         """A human-readable listing (for `flow.py show`)."""
-        lines = [f"Flow {self.name}", ""]
+        lines = [f"Flow {self.name}"]
+        lines += [f"    @{name}({_options(opts)})" for name, opts in self.flow_decos.items()]
+        lines.append("")
         for n in self.sorted_steps():
             doc = inspect.getdoc(n.func)
             head = f"Step {n.name} ({n.kind})"
@@ -216,13 +296,21 @@ class FlowGraph:
             lines.append(head)
             if doc:
                 lines.append(f"    {doc.splitlines()[0]}")
-            if n.out:
+            if n.switch is not None:
+                cases = ", ".join(f"{case!r}: {target}" for case, target in n.switch.items())
+                lines.append(f"    => {{{cases}}}  (switch on {n.condition}, rejoining at {n.rejoins_at})")
+            elif n.out:
                 arrow = f"    => {', '.join(n.out)}"
                 if n.foreach:
                     arrow += f"  (foreach {n.foreach})"
                 lines.append(arrow)
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _options(options: dict) -> str:
+    shown = {k: v for k, v in options.items() if k != "given" and v is not None}
+    return ", ".join(f"{k}={v!r}" for k, v in shown.items())
 
 
 def _where(func: Callable) -> str:
@@ -270,6 +358,9 @@ def _parse_step(name: str, func: Callable) -> StepNode:
         return node
     call = calls[0]
     node.next_line = call.lineno + offset
+    if any(isinstance(arg, ast.Dict) for arg in call.args):
+        _parse_switch(node, call)
+        return node
     for arg in call.args:
         if not (
             isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self"
@@ -291,6 +382,11 @@ def _parse_step(name: str, func: Callable) -> StepNode:
                     f"step {name!r} ({node.where(node.next_line)}): foreach= must be the name of an artifact as a string literal"
                 )
             node.foreach = kw.value.value
+        elif kw.arg == "condition":
+            raise GraphError(
+                f"step {name!r} ({node.where(node.next_line)}): condition= makes a switch, which takes a dict of "
+                "steps: self.next({'a': self.a, 'b': self.b}, condition='<artifact>')"
+            )
         else:
             raise GraphError(
                 f"step {name!r} ({node.where(node.next_line)}): self.next() has no keyword {kw.arg!r}"
@@ -300,3 +396,56 @@ def _parse_step(name: str, func: Callable) -> StepNode:
             f"step {name!r} ({node.where(node.next_line)}): a foreach must go to exactly one step"
         )
     return node
+
+
+def _parse_switch(node: StepNode, call: ast.Call) -> None:
+    """`self.next({"a": self.a, "b": self.b}, condition="<artifact>")`: string literal cases, steps as
+    self.<step>, and the condition as the name of an artifact in a string literal."""
+    where = f"step {node.name!r} ({node.where(node.next_line)})"
+    if len(call.args) != 1:
+        raise GraphError(
+            f"{where}: a switch takes one dict of steps, nothing else: self.next({{...}}, condition=...)"
+        )
+    cases: dict[str, str] = {}
+    table = call.args[0]
+    assert isinstance(table, ast.Dict)
+    for key, value in zip(table.keys, table.values):
+        if key is None or not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            shown = "**" + ast.unparse(value) if key is None else ast.unparse(key)
+            raise GraphError(f"{where}: switch cases must be string literals, got {shown}")
+        if not (
+            isinstance(value, ast.Attribute)
+            and isinstance(value.value, ast.Name)
+            and value.value.id == "self"
+        ):
+            raise GraphError(
+                f"{where}: switch case {key.value!r} must name a step as self.<step>, got {ast.unparse(value)}"
+            )
+        if key.value in cases:
+            raise GraphError(f"{where}: switch case {key.value!r} is given twice")
+        cases[key.value] = value.attr
+    if not cases:
+        raise GraphError(f"{where}: a switch needs at least one case")
+    condition = None
+    for kw in call.keywords:
+        if kw.arg == "condition":
+            if not (
+                isinstance(kw.value, ast.Constant)
+                and isinstance(kw.value.value, str)
+                and kw.value.value.isidentifier()
+            ):
+                raise GraphError(
+                    f"{where}: condition= must be the name of an artifact as a string literal, got {ast.unparse(kw.value)}"
+                )
+            condition = kw.value.value
+        elif kw.arg == "foreach":
+            raise GraphError(f"{where}: a switch cannot also be a foreach")
+        else:
+            raise GraphError(f"{where}: self.next() has no keyword {kw.arg!r}")
+    if condition is None:
+        raise GraphError(
+            f"{where}: a switch needs condition='<artifact>' naming the artifact that picks the case"
+        )
+    node.switch = cases
+    node.condition = condition
+    node.out = list(dict.fromkeys(cases.values()))

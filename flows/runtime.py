@@ -6,7 +6,13 @@ writes its artifacts, its attempt record and its stdout/stderr back to the datas
 
 A task of a plain step is forked from this process; a task of an `@environment` step is a fresh
 interpreter of the step's environment (see `flows/environments.py`) that runs `task_main`, which imports
-the flow file and then runs the same `execute_task`.
+the flow file and then runs the same `execute_task`. An executor whose tasks run elsewhere (Ray:
+`Executor.portable`) gets each attempt as a picklable description (`Job.task`) and runs it with
+`run_task_description`, the same path.
+
+A run is one of three modes: `run` (from start), `resume` (a new run that clones the successful tasks of
+an origin run before a step, then runs the rest; see `flows/origin.py`) and `spin` (re-execute one step's
+tasks against the inputs recorded in an origin run, recorded as a separate run marked as a spin).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import inspect
 import os
 import pickle
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -34,6 +41,7 @@ from satchel.flows.decorators import CaughtException
 from satchel.flows.errors import FlowError, RunFailed
 from satchel.flows.executors import Executor, Job, get_executor
 from satchel.flows.graph import FlowGraph, StepNode
+from satchel.flows.origin import ResumePlan, plan_resume, plan_spin
 from satchel.flows.spec import FlowSpec, Inputs, InputView, TaskContext
 
 
@@ -69,12 +77,35 @@ class FlowRun:
     executor: str = "local"
     max_workers: int | None = None
     echo: Callable[[str], None] | None = None
+    executor_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"address": ...} for ray
+    #: "run", "resume" (from `step`, default the first failed one) or "spin" (re-execute `step`)
+    mode: str = "run"
+    step: str | None = None
+    origin_run_id: str | None = None
+    #: spin only this task id of the step (default: every task of the step)
+    task: str | None = None
+    #: receives task events: `start(run, steps)`, `task(step, event)`, `stop(status)` (flows/progress.py)
+    progress: Any = None
 
     def __post_init__(self) -> None:
         self.graph = FlowGraph(self.flow_cls)
         self.flow_name = self.flow_cls.__name__
         self.ds = FlowDatastore(self.flow_name, self.store)
-        self.params = _resolve_parameters(self.flow_cls, self.parameters)
+        self.resume_plan: ResumePlan | None = None
+        self.spin_tasks: list[TaskSpec] = []
+        given = self.parameters
+        if self.mode not in ("run", "resume", "spin"):
+            raise ValueError(f"mode must be 'run', 'resume' or 'spin', got {self.mode!r}")
+        if self.mode != "run":
+            if self.parameters:
+                raise FlowError(
+                    f"{self.mode} reuses the parameters of the origin run; it takes none "
+                    f"(given: {', '.join(sorted(self.parameters))})"
+                )
+            origin = self._plan_origin()
+            self.origin_run_id = origin["run_id"]
+            given = origin.get("parameters", {})
+        self.params = _resolve_parameters(self.flow_cls, given)
         self.user = _user()
         self.run_id: str | None = None
         self._step_envs: dict[str, Any] = {}  # step name -> StepEnvironment, for @environment steps
@@ -82,8 +113,19 @@ class FlowRun:
 
     # -- the parent: scheduling -----------------------------------------------------------------------
 
-    def run(self) -> str:
-        """Run to the end; return the run id. RunFailed (with the run id) if a task fails."""
+    def _plan_origin(self) -> dict:
+        """Read the origin run (for resume or spin); its record."""
+        if self.mode == "resume":
+            self.resume_plan = plan_resume(self.ds, self.graph, self.step, self.origin_run_id)
+            self.step = self.resume_plan.step
+            return self.resume_plan.origin
+        if not self.step:
+            raise FlowError("spin needs the STEP to re-execute")
+        origin, tasks = plan_spin(self.ds, self.graph, self.step, self.origin_run_id, self.task)
+        self.spin_tasks = [TaskSpec(self.step, t.task_id, t.inputs, t.foreach_stack) for t in tasks]
+        return origin
+
+    def _run_record(self) -> dict:
         record = {
             "flow": self.flow_name,
             "status": "running",
@@ -94,21 +136,41 @@ class FlowRun:
             "graph": self.graph.to_dict(),
             "steps": [n.name for n in self.graph.sorted_steps()],
             "executor": self.executor,
+            "metadata": self.graph.flow_decos,
         }
+        if self.mode == "resume":
+            record.update(origin_run_id=self.origin_run_id, resume_step=self.step)
+        elif self.mode == "spin":
+            record.update(origin_run_id=self.origin_run_id, spin={"step": self.step, "task": self.task})
+        return record
+
+    def run(self) -> str:
+        """Run to the end; return the run id. RunFailed (with the run id) if a task fails."""
+        record = self._run_record()
         self.run_id = self.ds.new_run(record)
+        self.ds.run_id = self.run_id  # artifacts saved here (e.g. @catch's) are journaled to this run
         record["run_id"] = self.run_id
-        self._say(f"{self.flow_name}/{self.run_id}: run started by {self.user}")
-        executor = get_executor(self.executor, max_workers=self.max_workers)
+        what = self.mode
+        origin = (
+            f" of {self.flow_name}/{self.origin_run_id} at step {self.step!r}" if self.mode != "run" else ""
+        )
+        self._say(f"{self.flow_name}/{self.run_id}: {what}{origin} started by {self.user}")
+        if self.progress is not None:
+            self.progress.start(
+                f"{self.flow_name}/{self.run_id}", [n.name for n in self.graph.sorted_steps()]
+            )
+        executor = get_executor(self.executor, max_workers=self.max_workers, **self.executor_options)
         self._next_id = 0
         self._joins: dict[tuple, list[tuple[Any, dict]]] = {}
-        queue: deque[TaskSpec] = deque([self._new_task("start", [], [])])
+        self._end_done = False
+        queue: deque[TaskSpec] = deque(self.spin_tasks or [self._new_task("start", [], [])])
         failure: str | None = None
-        end_done = False
         try:
             failure = self._prepare_environments()
-            while (queue or executor.running) and failure is None:
-                while queue and executor.can_accept(self._cpu(queue[0].step)):
-                    self._submit(executor, queue.popleft())
+            while failure is None:
+                self._dispatch(queue, executor)
+                if not executor.running:
+                    break
                 for finished in executor.wait():
                     spec: TaskSpec = finished.job.key
                     outcome = self._finish(spec, finished.exitcode, finished.timed_out)
@@ -118,9 +180,8 @@ class FlowRun:
                         failure = outcome
                         break
                     else:
-                        end_done = end_done or spec.step == "end"
-                        queue.extend(self._successors(outcome))
-            if failure is None and not end_done:
+                        self._succeeded(outcome, queue)
+            if failure is None and not self._end_done and self.mode != "spin":
                 failure = "the run stopped before its end step ran (a join never received all its inputs)"
         except BaseException as exc:
             failure = failure or f"the run was interrupted: {type(exc).__name__}: {exc}"
@@ -134,16 +195,84 @@ class FlowRun:
             if failure:
                 record["error"] = failure
             self.ds.write_json(self.ds.run_key(self.run_id), record)
+            if self.progress is not None:
+                self.progress.stop(record["status"])
         if failure:
-            self._say(f"{self.flow_name}/{self.run_id}: run failed: {failure}")
+            self._say(f"{self.flow_name}/{self.run_id}: {what} failed: {failure}")
             raise RunFailed(f"run {self.flow_name}/{self.run_id} failed: {failure}", self.run_id)
-        self._say(f"{self.flow_name}/{self.run_id}: run successful")
+        self._say(f"{self.flow_name}/{self.run_id}: {what} successful")
         return self.run_id
+
+    def _dispatch(self, queue: deque[TaskSpec], executor: Executor) -> None:
+        """Clone what a resume can clone, and start what the executor has room for."""
+        while queue:
+            spec = queue[0]
+            cloned = self._clone(spec)
+            if cloned is not None:
+                queue.popleft()
+                self._succeeded(cloned, queue)
+                continue
+            if not executor.can_accept(self._cpu(spec.step)):
+                return
+            queue.popleft()
+            self._submit(executor, spec)
+
+    def _succeeded(self, record: dict, queue: deque[TaskSpec]) -> None:
+        self._end_done = self._end_done or record["step"] == "end"
+        if self.mode == "spin":
+            produced = ", ".join(record.get("produced", [])) or "none"
+            self._say(f"[{record['pathspec']}] artifacts produced: {produced}")
+            return
+        queue.extend(self._successors(record))
+
+    def _clone(self, spec: TaskSpec) -> dict | None:
+        """In a resume, the record of `spec` cloned from the origin run's successful task (its artifacts by
+        digest, its logs copied), or None when the task must run."""
+        if self.resume_plan is None:
+            return None
+        origin = self.resume_plan.source(spec.step, spec.foreach_stack)
+        if origin is None:
+            return None
+        pathspec = spec.pathspec(self.flow_name, self.run_id)
+        missing = self.ds.adopt_artifacts(self.run_id, origin.get("artifacts", {}).values())
+        if missing:  # collected since the origin ran: run this task again instead of cloning it
+            self._say(f"[{pathspec}] not cloned: {len(missing)} of its artifacts are gone from the store")
+            return None
+        attempt = origin.get("attempt", 0)
+        source = self.ds.attempt_prefix(origin["run_id"], spec.step, origin["task_id"], attempt)
+        target = self.ds.attempt_prefix(self.run_id, spec.step, spec.task_id, attempt)
+        for name in ("stdout.log", "stderr.log"):
+            try:
+                self.ds.store.write_document(target + name, self.ds.store.read_document(source + name))
+            except KeyError:
+                continue
+        record = {
+            **origin,
+            "run_id": self.run_id,
+            "task_id": spec.task_id,
+            "pathspec": pathspec,
+            "cloned_from": origin["pathspec"],
+            "inputs": [i["pathspec"] for i in spec.inputs],
+            "foreach_stack": spec.foreach_stack,
+            "finished": time.time(),
+        }
+        self.ds.write_json(self.ds.task_prefix(self.run_id, spec.step, spec.task_id) + "task.json", record)
+        self._event(spec.step, "cloned")
+        self._say(f"[{pathspec}] cloned from {origin['pathspec']}")
+        return record
+
+    def _event(self, step: str, event: str) -> None:
+        if self.progress is not None:
+            self.progress.task(step, event)
 
     def _prepare_environments(self) -> str | None:
         """Resolve and materialize the environments of the `@environment` steps (once per distinct
         environment); a failure message naming the step, or None."""
-        nodes = [node for node in self.graph.sorted_steps() if "environment" in node.decos]
+        nodes = [
+            node
+            for node in self.graph.sorted_steps()
+            if "environment" in node.decos and (self.mode != "spin" or node.name == self.step)
+        ]
         if not nodes:
             return None
         from satchel.flows.environments import Environments
@@ -174,15 +303,24 @@ class FlowRun:
         return TaskSpec(step, str(self._next_id), inputs, stack)
 
     def _submit(self, executor: Executor, spec: TaskSpec) -> None:
+        self._event(spec.step, "started")
         node = self.graph[spec.step]
         timeout = node.decos.get("timeout", {}).get("seconds")
-        if spec.step in self._step_envs:
-            command = self._env_command(spec)
-            executor.submit(Job(spec, command=command, cpu=self._cpu(spec.step), timeout=timeout))
-            return
-        executor.submit(
-            Job(spec, lambda: execute_task(self, spec), cpu=self._cpu(spec.step), timeout=timeout)
+        resources = node.decos.get("resources") or {}
+        job = Job(
+            spec,
+            cpu=self._cpu(spec.step),
+            timeout=timeout,
+            gpu=float(resources.get("gpu") or 0),
+            memory_mb=resources.get("memory"),
         )
+        if executor.portable:
+            job.task = self._task_description(spec)
+        if spec.step in self._step_envs:
+            job.command = self._env_command(spec)
+        elif not executor.portable:
+            job.target = lambda: execute_task(self, spec)
+        executor.submit(job)
 
     def _env_command(self, spec: TaskSpec) -> list[str]:
         """The command running one attempt of an `@environment` step's task in its environment's
@@ -191,13 +329,28 @@ class FlowRun:
 
         if self._jobs_dir is None:
             self._jobs_dir = Path(tempfile.mkdtemp(prefix="satchel-flow-jobs-"))
+        job = self._task_description(spec)
+        path = self._jobs_dir / f"{spec.step}-{spec.task_id}-{spec.attempt}.pickle"
+        path.write_bytes(pickle.dumps(job, protocol=4))
+        interpreter = self._step_envs[spec.step].interpreter
+        return [str(interpreter), "-s", str(flow_kit() / KIT_LAUNCHER), str(path)]
+
+    def _task_description(self, spec: TaskSpec) -> dict[str, Any]:
+        """One attempt of a task as plain picklable data: everything `run_task_description` needs to
+        run it in another interpreter (which imports the flow from its file)."""
+        if "<locals>" in self.flow_cls.__qualname__:
+            raise FlowError(
+                f"step {spec.step!r}: this task runs in another interpreter that imports the flow from "
+                f"its file, so {self.flow_name} must be defined at the top level of its module"
+            )
         try:
             flow_file = inspect.getsourcefile(self.flow_cls) or inspect.getfile(self.flow_cls)
         except TypeError as exc:
             raise FlowError(
-                f"step {spec.step!r}: @environment steps need the flow defined in a file ({exc})"
+                f"step {spec.step!r}: this task runs in another interpreter, so the flow must be "
+                f"defined in a file ({exc})"
             ) from None
-        job = {
+        return {
             "flow_file": str(Path(flow_file).resolve()),
             "flow_module": self.flow_cls.__module__,
             "flow_qualname": self.flow_cls.__qualname__,
@@ -208,10 +361,6 @@ class FlowRun:
             "store": _portable_store(self.ds.store),
             "task": asdict(spec),
         }
-        path = self._jobs_dir / f"{spec.step}-{spec.task_id}-{spec.attempt}.pickle"
-        path.write_bytes(pickle.dumps(job, protocol=4))
-        interpreter = self._step_envs[spec.step].interpreter
-        return [str(interpreter), "-s", str(flow_kit() / KIT_LAUNCHER), str(path)]
 
     def _finish(self, spec: TaskSpec, exitcode: int | None, timed_out: bool) -> dict | TaskSpec | str:
         """A finished attempt: its task record, a TaskSpec to retry, or a failure message."""
@@ -227,6 +376,11 @@ class FlowRun:
                     f"timed out after {node.decos['timeout']['seconds']:g} s (@timeout); the task was killed"
                 )
                 attempt["error_type"] = "TimeoutError"
+            elif exitcode is not None and exitcode < 0:
+                attempt["error"] = (
+                    f"the task process was killed by signal {_signal_name(-exitcode)} before recording a result"
+                )
+                attempt["error_type"] = "TaskKilled"
             else:
                 attempt["error"] = f"the task process died (exit status {exitcode}) before recording a result"
                 attempt["error_type"] = "TaskCrashed"
@@ -238,14 +392,16 @@ class FlowRun:
             self.ds.write_json(
                 self.ds.task_prefix(self.run_id, spec.step, spec.task_id) + "task.json", record
             )
+            self._event(spec.step, "done")
             self._say(f"[{pathspec}] done")
             return record
         error = f"{attempt.get('error_type', 'Error')}: {attempt.get('error', 'unknown error')}"
         retries = node.decos.get("retry", {}).get("times", 0)
         if spec.attempt < retries:
+            self._event(spec.step, "retried")
             self._say(f"[{pathspec}] attempt {spec.attempt} failed ({error}); retrying")
             return TaskSpec(spec.step, spec.task_id, spec.inputs, spec.foreach_stack, spec.attempt + 1)
-        if "catch" in node.decos and node.kind != "foreach":
+        if "catch" in node.decos and node.kind not in ("foreach", "switch"):
             caught = CaughtException(
                 attempt.get("error_type", "Error"), attempt.get("error", ""), attempt.get("traceback", "")
             )
@@ -257,10 +413,12 @@ class FlowRun:
             self.ds.write_json(
                 self.ds.task_prefix(self.run_id, spec.step, spec.task_id) + "task.json", record
             )
+            self._event(spec.step, "done")
             self._say(f"[{pathspec}] failed ({error}); caught by @catch, going on")
             return record
         record = self._task_record(spec, {**attempt, "status": "failed"})
         self.ds.write_json(self.ds.task_prefix(self.run_id, spec.step, spec.task_id) + "task.json", record)
+        self._event(spec.step, "failed")
         self._say(f"[{pathspec}] failed: {error}\n{attempt.get('traceback', '')}".rstrip())
         return f"step {spec.step!r} (task {pathspec}) failed: {error}"
 
@@ -315,7 +473,8 @@ class FlowRun:
                 }
                 out.append(self._new_task(node.out[0], spec_inputs, stack + [frame]))
             return out
-        for target in node.out:
+        targets = [record["switch"]["step"]] if node.kind == "switch" else node.out
+        for target in targets:
             tnode = self.graph[target]
             if not tnode.is_join:
                 out.append(self._new_task(target, spec_inputs, stack))
@@ -333,6 +492,13 @@ class FlowRun:
                 del self._joins[key]
                 out.append(self._new_task(target, [r for _, r in sorted(arrived, key=lambda a: a[0])], outer))
         return out
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _resolve_parameters(flow_cls: type[FlowSpec], given: dict[str, Any]) -> dict[str, Any]:
@@ -457,6 +623,12 @@ def task_main(job_file: str) -> int:
     flows kit's launcher calls this). Exit status."""
     with open(job_file, "rb") as fh:
         job = pickle.load(fh)
+    return run_task_description(job)
+
+
+def run_task_description(job: dict[str, Any]) -> int:
+    """One attempt of a task from its description (`FlowRun._task_description`), in an interpreter
+    that has not imported the flow (an environment's, or a Ray worker). Exit status."""
     spec = TaskSpec(**job["task"])
     ds = FlowDatastore(job["flow_name"], job["store"])
     try:
@@ -472,7 +644,7 @@ def task_main(job_file: str) -> int:
             {
                 "status": "failed",
                 "error_type": type(exc).__name__,
-                "error": f"importing the flow in the step's environment ({sys.executable}) failed: {exc}",
+                "error": f"importing the flow in the task's interpreter ({sys.executable}) failed: {exc}",
                 "traceback": text,
                 "finished": time.time(),
             },
@@ -509,7 +681,7 @@ def _run_step(run: FlowRun, node: StepNode, spec: TaskSpec, pathspec: str, recor
         load=load,
         inherited=_inherited(run.graph, node, spec, run.params),
         foreach_frame=spec.foreach_stack[-1] if spec.foreach_stack else None,
-        expected_next=(list(node.out), node.foreach) if node.out else None,
+        expected_next=_expected_next(node),
     )
     flow.__dict__["_ctx"] = ctx
     if node.name == "start":
@@ -524,8 +696,12 @@ def _run_step(run: FlowRun, node: StepNode, spec: TaskSpec, pathspec: str, recor
     if node.out and ctx.next_called is None:
         raise FlowError(f"step {node.name!r} ({node.where()}) returned without calling self.next()")
     artifacts = dict(ctx.inherited)
-    for name, value in flow._set_artifacts().items():
+    produced = flow._set_artifacts()
+    for name, value in produced.items():
         artifacts[name] = ds.save_artifact(value, name, node.name)
+    record["produced"] = sorted(produced)
+    if node.switch is not None:
+        record["switch"] = _choose_case(flow, node)
     if node.foreach:
         if node.foreach not in artifacts:
             raise FlowError(
@@ -547,6 +723,31 @@ def _run_step(run: FlowRun, node: StepNode, spec: TaskSpec, pathspec: str, recor
             artifacts[node.foreach] = ds.save_artifact(values, node.foreach, node.name)
         record["foreach"] = {"num_splits": count, "digest": artifacts[node.foreach]}
     return artifacts
+
+
+def _expected_next(node: StepNode) -> dict | None:
+    if node.switch is not None:
+        return {"switch": dict(node.switch), "condition": node.condition}
+    return {"steps": list(node.out), "foreach": node.foreach} if node.out else None
+
+
+def _choose_case(flow: FlowSpec, node: StepNode) -> dict:
+    """The switch case the condition artifact's value picks (a non-string value is matched as str())."""
+    try:
+        value = getattr(flow, node.condition)
+    except AttributeError:
+        raise FlowError(
+            f"step {node.name!r} ({node.where(node.next_line)}): the switch's condition artifact "
+            f"{node.condition!r} is not set (assign self.{node.condition} in this step or an earlier one)"
+        ) from None
+    case = value if isinstance(value, str) else str(value)
+    if case not in node.switch:
+        allowed = ", ".join(repr(c) for c in node.switch)
+        raise FlowError(
+            f"step {node.name!r} ({node.where(node.next_line)}): the switch's condition artifact "
+            f"{node.condition!r} is {value!r}, which is not one of its cases: {allowed}"
+        )
+    return {"condition": node.condition, "value": case, "step": node.switch[case]}
 
 
 def _capture_output(directory: Path) -> tuple:

@@ -20,8 +20,10 @@ class TaskContext:
     inherited: dict[str, str] = field(default_factory=dict)  # name -> digest
     inputs: list[InputView] | None = None
     foreach_frame: dict | None = None
-    expected_next: tuple[list[str], str | None] | None = None
-    next_called: tuple[list[str], str | None] | None = None
+    #: the transition read from the source, and the one the step made: `{"steps": [...], "foreach": ...}`
+    #: or, for a switch, `{"switch": {case: step}, "condition": ...}`
+    expected_next: dict | None = None
+    next_called: dict | None = None
     loaded: dict[str, Any] = field(default_factory=dict)
 
 
@@ -37,23 +39,31 @@ class FlowSpec:
 
     # -- what steps call ------------------------------------------------------------------------------
 
-    def next(self, *steps: Callable, foreach: str | None = None) -> None:
-        """Go on to `steps` (several: a branch), or run one step for each item of `self.<foreach>`."""
+    def next(self, *steps: Callable | dict, foreach: str | None = None, condition: str | None = None) -> None:
+        """Go on to `steps` (several: a branch), or run one step for each item of `self.<foreach>`, or, given
+        a dict `{"case": self.step, ...}` and `condition="<artifact>"`, to the step the artifact's value picks."""
         ctx = self._task_context()
-        names = []
-        for target in steps:
-            name = getattr(target, "__name__", None)
-            if not callable(target) or name is None:
-                raise FlowError(f"step {ctx.step!r}: self.next() takes steps (self.<step>), got {target!r}")
-            names.append(name)
         if ctx.next_called is not None:
             raise FlowError(f"step {ctx.step!r}: self.next() called twice")
-        if ctx.expected_next is not None and (names, foreach) != ctx.expected_next:
+        if steps and isinstance(steps[0], dict):
+            if len(steps) != 1 or foreach is not None or not isinstance(condition, str):
+                raise FlowError(
+                    f"step {ctx.step!r}: a switch is self.next({{'case': self.step, ...}}, condition='<artifact>')"
+                )
+            call = {
+                "switch": {k: _step_name(ctx.step, t) for k, t in steps[0].items()},
+                "condition": condition,
+            }
+        else:
+            if condition is not None:
+                raise FlowError(f"step {ctx.step!r}: condition= needs a dict of steps as the only argument")
+            call = {"steps": [_step_name(ctx.step, t) for t in steps], "foreach": foreach}
+        if ctx.expected_next is not None and call != ctx.expected_next:
             raise FlowError(
-                f"step {ctx.step!r}: self.next({', '.join(names)}, foreach={foreach!r}) differs from the graph "
-                f"read from the source ({ctx.expected_next}); call self.next() once, with literal arguments"
+                f"step {ctx.step!r}: self.next() was called with {call}, which differs from the graph read from "
+                f"the source ({ctx.expected_next}); call self.next() once, with literal arguments"
             )
-        ctx.next_called = (names, foreach)
+        ctx.next_called = call
 
     @property
     def input(self) -> Any:
@@ -134,6 +144,13 @@ class FlowSpec:
                 if isinstance(value, Parameter):
                     params[attr] = value
         return params
+
+
+def _step_name(step: str, target: Any) -> str:
+    name = getattr(target, "__name__", None)
+    if not callable(target) or name is None:
+        raise FlowError(f"step {step!r}: self.next() takes steps (self.<step>), got {target!r}")
+    return name
 
 
 class InputView:

@@ -14,6 +14,10 @@ from satchel.packager.resolvers.base import Lock
 from satchel.packager.stores import Store, open_store
 
 FORMAT_VERSION = 1
+# Written when a parameter is bound to a flow task (artifacts of serializer satchel-task-1).
+FORMAT_VERSION_TASKS = 2
+READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_TASKS)
+TASK_MANIFEST_MAGIC = b"SATCHEL-TASK 1\n"  # first bytes of a satchel-task-1 artifact blob, then JSON
 KIND = "satchel.function"
 _REQUIRED = ("format_version", "kind", "name", "version", "function", "interface", "code", "environment")
 
@@ -42,10 +46,10 @@ class Bundle:
         missing = [key for key in _REQUIRED if key not in doc]
         if missing:
             raise BundleFormatError(f"bundle document lacks {', '.join(missing)}; is it a Satchel bundle?")
-        if doc["format_version"] != FORMAT_VERSION:
+        if doc["format_version"] not in READABLE_VERSIONS:
             raise BundleFormatError(
                 f"bundle format version {doc['format_version']!r} is not supported by this Satchel "
-                f"(it reads version {FORMAT_VERSION}); upgrade Satchel"
+                f"(it reads versions {', '.join(map(str, READABLE_VERSIONS))}); upgrade Satchel"
             )
         if doc["kind"] != KIND:
             raise BundleFormatError(f"bundle kind {doc['kind']!r} is not {KIND!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
+import hashlib
 import inspect
 import json
 import os
@@ -21,13 +22,14 @@ from satchel.bindings.schema import Param, is_portable, request_schema, response
 from satchel.errors import SatchelError
 from satchel.packager import code as code_capture
 from satchel.packager.blobcache import BlobCache
-from satchel.packager.bundle import FORMAT_VERSION, KIND, publish
+from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
 from satchel.packager.refs import BundleRef, check_name
 from satchel.packager.resolvers import get_resolver
-from satchel.packager.stores import open_store
+from satchel.packager.stores import Store, open_store
 
 if TYPE_CHECKING:
     from satchel.packager.function import Function
+    from satchel.packager.task_binding import TaskBinding
 
 # What Satchel's worker needs inside every environment (it speaks Avro with fastavro).
 WORKER_REQUIREMENTS = ("fastavro>=1.9",)
@@ -119,7 +121,7 @@ def _function_doc(fn: Function) -> dict[str, Any]:
         "doc": inspect.getdoc(fn.func) or "",
         "parameters": list(hints_text.values()),
         "return_annotation": None if ret is inspect.Signature.empty else inspect.formatannotation(ret),
-        "bound": sorted(fn.bound),
+        "bound": sorted([*fn.bound, *fn.tasks]),
     }
 
 
@@ -151,6 +153,59 @@ def _pickle_artifact(name: str, value: Any, directory: Path) -> Path:
     return path
 
 
+def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> list[dict[str, Any]]:
+    """Copy the chosen artifacts of a bound task into blobs (streaming, as plain pickles) and write its
+    manifest; return their `artifacts` entries, the manifest's first."""
+    param, task = binding.parameter, binding.task
+    entries = []
+    blob_names = {}
+    for art in binding.artifacts:
+        blob_name = f"{param}.data.{art}"
+        path = directory / f"task-{param}-{art}.pkl"
+        digest = hashlib.sha256()
+        try:
+            with task.open_artifact(art) as src, open(path, "wb") as out:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except Exception as exc:
+            raise SatchelError(
+                f"artifact {art!r} of flow task {task.pathspec} could not be read: {type(exc).__name__}: {exc}"
+            ) from exc
+        blob = target.put_blob(path, digest.hexdigest())
+        size = path.stat().st_size
+        path.unlink()
+        blob_names[art] = blob_name
+        entries.append(
+            {
+                "name": blob_name,
+                "blob": blob,
+                "size": size,
+                "serializer": "pickle-5",
+                "task": param,
+                "artifact": art,
+            }
+        )
+    manifest = (
+        TASK_MANIFEST_MAGIC
+        + json.dumps(
+            {"pathspec": task.pathspec, "artifacts": blob_names, "all_artifacts": list(binding.all_names)},
+            sort_keys=True,
+        ).encode()
+    )
+    manifest_path = directory / f"task-{param}.manifest"
+    manifest_path.write_bytes(manifest)
+    head = {
+        "name": param,
+        "blob": target.put_blob(manifest_path),
+        "size": len(manifest),
+        "serializer": "satchel-task-1",
+        "python_type": "satchel.flows.Task",
+        "pathspec": task.pathspec,
+    }
+    return [head, *entries]
+
+
 def export(fn: Function, *, name: str, store: str | None = None, progress: bool = True) -> BundleRef:
     check_name(name)
     target = open_store(store)
@@ -177,7 +232,8 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
                         downloaded = resolver.download(pkg, tmpdir / pkg.filename)
                         local = cache.add_file(downloaded, pkg.sha256)
                     target.put_blob(local, pkg.sha256)
-        with step(f"Writing code and {len(fn.bound)} artifacts", progress):
+        n_task_artifacts = sum(len(b.artifacts) for b in fn.tasks.values())
+        with step(f"Writing code and {len(fn.bound) + n_task_artifacts} artifacts", progress):
             code_path = tmpdir / "code.zip"
             code_path.write_bytes(captured.data)
             code_digest = target.put_blob(code_path)
@@ -194,11 +250,13 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
                         "python_type": f"{type(value).__module__}.{type(value).__qualname__}",
                     }
                 )
+            for binding in fn.tasks.values():
+                artifacts.extend(_task_artifacts(binding, target, tmpdir))
 
     environment = lock.to_dict()
     environment["id"] = environment.pop("env_id")
     doc = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION_TASKS if fn.tasks else FORMAT_VERSION,
         "kind": KIND,
         "name": name,
         "version": 0,

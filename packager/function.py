@@ -9,12 +9,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from satchel.packager.environment import Environment
+from satchel.packager.task_binding import TaskBinding, bind_task, is_task, is_task_annotation
 
 
 class Function:
     """A Python function declared portable. Calling it runs it here, in-process, unchanged.
 
-    `bind(**values)` fixes parameters to concrete values (stored as artifacts at export);
+    `bind(**values)` fixes parameters to concrete values (stored as artifacts at export), or binds a
+    parameter annotated `satchel.flows.Task` to a finished flow task (its artifacts go into the bundle);
     `export(name=..., store=...)` writes a bundle and returns its `BundleRef`.
     """
 
@@ -26,6 +28,7 @@ class Function:
         name: str | None = None,
         allow_pickle: bool = False,
         bound: Mapping[str, Any] | None = None,
+        tasks: Mapping[str, TaskBinding] | None = None,
     ) -> None:
         if isinstance(func, Function):
             func = func.func
@@ -41,26 +44,30 @@ class Function:
         self.name = name or func.__name__
         self.allow_pickle = allow_pickle
         self.bound: dict[str, Any] = dict(bound or {})
+        self.tasks: dict[str, TaskBinding] = dict(tasks or {})
         functools.update_wrapper(self, func)
         self.__signature__ = self.signature
 
     # -- local behaviour ----------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.bound:
+        if self.bound or self.tasks:
             bound = self.signature.bind(*args, **kwargs)
-            return self.func(**self.bound, **bound.arguments)
+            tasks = {name: binding.task for name, binding in self.tasks.items()}
+            return self.func(**self.bound, **tasks, **bound.arguments)
         return self.func(*args, **kwargs)
 
     def __repr__(self) -> str:
         bound = f" bound={sorted(self.bound)}" if self.bound else ""
-        return f"<satchel.Function {self.name}{self.signature}{bound}>"
+        tasks = "".join(f" {name}={b.pathspec}" for name, b in sorted(self.tasks.items()))
+        return f"<satchel.Function {self.name}{self.signature}{bound}{tasks}>"
 
     @property
     def signature(self) -> inspect.Signature:
         """The signature callers see: the function's, minus bound parameters."""
         full = inspect.signature(self.func)
-        return full.replace(parameters=[p for n, p in full.parameters.items() if n not in self.bound])
+        fixed = self.bound.keys() | self.tasks.keys()
+        return full.replace(parameters=[p for n, p in full.parameters.items() if n not in fixed])
 
     def type_hints(self) -> dict[str, Any]:
         try:
@@ -73,12 +80,25 @@ class Function:
     # -- binding ------------------------------------------------------------------------------------
 
     def bind(self, **values: Any) -> Function:
-        """A new Function with these parameters fixed; they vanish from its signature and schema."""
+        """A new Function with these parameters fixed; they vanish from its signature and schema.
+
+        A parameter annotated `satchel.flows.Task` takes a finished flow task (`run["fit"].task`); all
+        its artifacts go into the bundle, or only those of `artifacts=["model", ...]` (when the function
+        has no parameter called `artifacts`). The worker's Task unpickles each on first access.
+        """
         if not values:
             raise TypeError("bind() needs at least one name=value")
         params = inspect.signature(self.func).parameters
+        selection = values.pop("artifacts", None) if "artifacts" not in params else None
+        hints = self._lenient_hints()
+        task_params = [k for k, v in values.items() if is_task(v) or is_task_annotation(hints.get(k))]
+        if selection is not None and len(task_params) != 1:
+            raise TypeError(
+                f"artifacts= chooses the artifacts of the one flow task bound in the same call; "
+                f"this call binds {len(task_params)} tasks to {self.name!r}"
+            )
         for key in values:
-            if key in self.bound:
+            if key in self.bound or key in self.tasks:
                 raise TypeError(f"parameter {key!r} of {self.name!r} is already bound")
             param = params.get(key)
             if param is None:
@@ -89,13 +109,24 @@ class Function:
                 raise TypeError(
                     f"parameter {key!r} of {self.name!r} cannot be bound (it is {param.kind.description})"
                 )
+        tasks = {
+            key: bind_task(self.func, key, hints.get(key), values.pop(key), selection) for key in task_params
+        }
         return Function(
             self.func,
             environment=self.environment,
             name=self.name,
             allow_pickle=self.allow_pickle,
             bound={**self.bound, **values},
+            tasks={**self.tasks, **tasks},
         )
+
+    def _lenient_hints(self) -> dict[str, Any]:
+        """Type hints where they resolve, else the raw annotations (binding must not need all of them)."""
+        try:
+            return typing.get_type_hints(self.func)
+        except Exception:
+            return dict(getattr(self.func, "__annotations__", {}))
 
     # -- export -------------------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ class Job:
     cpu: float = 1
     timeout: float | None = None
     command: list[str] | None = None
+    gpu: float = 0
+    memory_mb: float | None = None
+    #: for executors whose jobs run away from this process (`Executor.portable`): a picklable
+    #: description of the attempt, run there by `runtime.run_task_description`
+    task: dict[str, Any] | None = field(repr=False, default=None)
 
 
 @dataclass
@@ -32,6 +37,10 @@ class Finished:
 
 class Executor(ABC):
     """Runs jobs concurrently within a capacity; the runtime schedules, the executor only executes."""
+
+    #: True when jobs run in other processes than forks of this one (e.g. Ray workers): the runtime
+    #: then gives each job a portable `task` description instead of a `target` closure
+    portable: bool = False
 
     @abstractmethod
     def can_accept(self, cpu: float) -> bool:

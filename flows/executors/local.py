@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import time
 from multiprocessing.connection import wait as wait_any
@@ -16,7 +17,19 @@ _FORK = multiprocessing.get_context("fork")
 
 
 def _child(job: Job) -> None:
+    os.setpgid(0, 0)  # its own process group, so whatever the task starts goes with it (see _kill_group)
     os._exit(job.target())
+
+
+def _kill_group(pid: int | None) -> None:
+    """Kill what is left of a task's process group (processes the task started and left behind, or all of
+    it on a timeout). Called before the task process is reaped, so its id cannot have been reused."""
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class _CommandProcess:
@@ -26,13 +39,17 @@ class _CommandProcess:
     def __init__(self, command: list[str]) -> None:
         read, write = os.pipe()
         try:
-            self._popen = subprocess.Popen(command, pass_fds=(write,), close_fds=True)
+            self._popen = subprocess.Popen(command, pass_fds=(write,), close_fds=True, start_new_session=True)
         except BaseException:
             os.close(read)
             raise
         finally:
             os.close(write)
         self.sentinel = read
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
 
     @property
     def exitcode(self) -> int | None:
@@ -91,11 +108,13 @@ class LocalExecutor(Executor):
             done: list[Finished] = []
             for sentinel in ready:
                 job, proc, _, _ = self._release(sentinel)
+                _kill_group(proc.pid)
                 proc.join()
                 done.append(Finished(job, proc.exitcode))
             now = time.monotonic()
             for sentinel, (job, proc, deadline, _) in list(self._procs.items()):
                 if deadline is not None and now >= deadline:
+                    _kill_group(proc.pid)
                     proc.kill()
                     proc.join()
                     self._release(sentinel)
@@ -110,6 +129,7 @@ class LocalExecutor(Executor):
 
     def shutdown(self) -> None:
         for sentinel, (_, proc, _, _) in list(self._procs.items()):
+            _kill_group(proc.pid)
             proc.kill()
             proc.join()
             self._release(sentinel)

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
@@ -96,6 +97,14 @@ def check_document_prefix(prefix: str) -> str:
     return prefix
 
 
+@dataclass(frozen=True)
+class BlobStat:
+    """A stored blob's size in bytes and timestamp (POSIX seconds)."""
+
+    size: int
+    modified: float
+
+
 class Store(ABC):
     """One place bundles live. Backends: `file` (a local directory) and `s3`."""
 
@@ -130,6 +139,22 @@ class Store(ABC):
     @abstractmethod
     def open_blob(self, digest: str) -> BinaryIO:
         """A readable stream of the blob (a context manager), unverified. Raises BlobNotFound."""
+
+    # Timestamps, for garbage collection (satchel.flows.gc): a blob's timestamp is when it was stored
+    # or last touched, on the store's clock.
+
+    @abstractmethod
+    def stat_blob(self, digest: str) -> BlobStat | None:
+        """The blob's size and timestamp, or None when it is absent."""
+
+    @abstractmethod
+    def touch_blob(self, digest: str) -> bool:
+        """Set the blob's timestamp to now; False (and nothing stored) when it is absent."""
+
+    @abstractmethod
+    def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
+        """Delete the blob; whether it was deleted. With `unless_touched_since` (a POSIX time) a blob
+        whose timestamp is at or after it is kept, checked as atomically as the backend allows."""
 
     # -- documents --------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
 from satchel.packager.stores.base import (
     CHUNK,
     RESERVED_TOP_LEVEL,
+    BlobStat,
     Store,
     blob_key,
     check_digest,
@@ -162,6 +163,69 @@ class FileStore(Store):
             raise BlobNotFound(f"blob sha256:{digest} not found in {self.url}") from None
         except OSError as exc:
             raise StoreError(f"cannot read blob sha256:{digest} from {self.url}: {exc}") from exc
+
+    def stat_blob(self, digest: str) -> BlobStat | None:
+        try:
+            st = self._blob_path(digest).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return BlobStat(size=st.st_size, modified=st.st_mtime)
+
+    def touch_blob(self, digest: str) -> bool:
+        path = self._blob_path(digest)
+        try:
+            os.utime(path)
+            return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except PermissionError:
+            pass
+        # Another user's blob (read-only, so only its owner may set its time): replace it with our own
+        # copy of the same content, which is new, so dated now.
+        try:
+            src = open(path, "rb")  # noqa: SIM115 - closed below
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        tmp: Path | None = None
+        try:
+            with src, self._writing(f"blob sha256:{digest}"):
+                fd, tmp = self._scratch("blob-")
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in iter(lambda: src.read(CHUNK), b""):
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, path)
+                tmp = None
+            return True
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+    def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
+        # Atomic against touch_blob: the blob is first renamed out of place, then its timestamp is
+        # read. A touch before the rename shows in that timestamp (the blob is put back); a touch
+        # after it finds no blob (and the toucher stores the blob again).
+        path = self._blob_path(digest)
+        with self._writing(f"blob sha256:{digest} (deleting)"):
+            fd, aside = self._scratch("deleting-")
+            os.close(fd)
+            try:
+                try:
+                    os.replace(path, aside)
+                except (FileNotFoundError, NotADirectoryError):
+                    return False
+                if unless_touched_since is not None and aside.stat().st_mtime >= unless_touched_since:
+                    try:
+                        os.link(aside, path)
+                    except FileExistsError:  # stored again meanwhile: the same content
+                        pass
+                    return False
+                _fsync_dir(path.parent)
+                return True
+            finally:
+                aside.unlink(missing_ok=True)
 
     # -- documents --------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
 from satchel.packager.stores.base import (
     CHUNK,
     RESERVED_TOP_LEVEL,
+    BlobStat,
     Store,
     blob_key,
     check_digest,
@@ -305,6 +306,61 @@ class S3Store(Store):
                     raise BlobNotFound(f"blob sha256:{digest} not found in {self.url}") from None
                 raise
         return io.BufferedReader(_S3Reader(response["Body"], self, key), CHUNK)  # type: ignore[return-value]
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        import botocore.exceptions as bce
+
+        with self._errors("look up", key):
+            try:
+                return self.client.head_object(Bucket=self.bucket, Key=key)
+            except bce.ClientError as exc:
+                code, status = _error_code(exc)
+                if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+
+    def stat_blob(self, digest: str) -> BlobStat | None:
+        head = self._head(self._key(blob_key(digest)))
+        if head is None:
+            return None
+        return BlobStat(size=int(head["ContentLength"]), modified=head["LastModified"].timestamp())
+
+    def touch_blob(self, digest: str) -> bool:
+        import botocore.exceptions as bce
+
+        key = self._key(blob_key(digest))
+        source = {"Bucket": self.bucket, "Key": key}
+        extra = {
+            "MetadataDirective": "REPLACE",
+            "Metadata": {"satchel-touched": f"{time.time():.6f}"},
+            "ContentType": "application/octet-stream",
+        }
+        with self._errors("touch blob", key):
+            try:
+                # A copy onto itself with new metadata: a new LastModified, no data through us
+                # (boto3's managed copy uses multipart copy above 5 GB).
+                self.client.copy(source, self.bucket, key, ExtraArgs=extra)
+            except bce.ClientError as exc:
+                code, status = _error_code(exc)
+                if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
+                    return False
+                raise
+        return True
+
+    def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
+        # S3 has no atomic "delete if not modified since": the timestamp is read, then the object
+        # deleted; a touch in the milliseconds between the two is lost (see satchel.flows.gc).
+        key = self._key(blob_key(digest))
+        head = self._head(key)
+        if head is None:
+            return False
+        # LastModified has whole seconds: a touch within the second before `unless_touched_since`
+        # may be stamped earlier than it happened, so a second's margin.
+        if unless_touched_since is not None and head["LastModified"].timestamp() >= unless_touched_since - 1:
+            return False
+        with self._errors("delete blob", key):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        return True
 
     # -- documents --------------------------------------------------------------------------------
 
