@@ -31,6 +31,8 @@ _EXPORTS = {
     "EnvironmentResolutionError": "satchel.errors",
     "InterpreterNotFound": "satchel.errors",
     "UnknownStoreScheme": "satchel.errors",
+    "deploy": "satchel.serving.deploy.api",
+    "DeploymentFailed": "satchel.serving.deploy.api",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -56,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from satchel.packager.refs import BundleRef  # noqa: F401
     from satchel.runtime.load import load  # noqa: F401
     from satchel.runtime.proxy import LoadedFunction  # noqa: F401
+    from satchel.serving.deploy.api import DeploymentFailed, deploy  # noqa: F401
 
 
 def __getattr__(name: str):

@@ -391,9 +391,14 @@ def doctor(clean: bool) -> None:
 
 
 def _register_extensions() -> None:
+    from satchel.flows.runs_cli import runs_group
     from satchel.serving.cli import serve_command
+    from satchel.serving.deploy.cli import deploy_command, deployments_group
 
     main.add_command(serve_command)
+    main.add_command(deploy_command)
+    main.add_command(deployments_group)
+    main.add_command(runs_group)
 
 
 _register_extensions()

@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from satchel.runtime.proxy import LoadedFunction
 
 from .auth import BearerAuth
+from .drain import Drain
 from .hosting import Hosting
 from .rest import invoke, openapi, probes
-from .tracing import RequestIds
+from .rest import jobs as job_routes
+from .rest.limits import DEFAULT_MAX_BODY, BodyLimit
+from .tracing import RequestIds, Tracing
 
 
 def create_app(
@@ -23,39 +26,106 @@ def create_app(
     token: str | None = None,
     debug: bool = False,
     title: str = "Satchel",
+    job_ttl: float = 3600.0,
+    scale_down_after: float = 60.0,
+    function_workers: Mapping[str, int | tuple[int, int] | str] | None = None,
+    deployments: Iterable[str] = (),
+    store: str | None = None,
+    poll_interval: float = 2.0,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    grpc_port: int | None = None,
+    grpc_host: str = "127.0.0.1",
+    grpc_grace: float = 10.0,
 ) -> FastAPI:
     """The ASGI app serving `functions`: a Hosting (shared with other gateways; closed by its owner), a
     mapping name -> LoadedFunction (the caller keeps them and closes them), or bundle references, loaded
     here (by their bundle names) and closed at shutdown.
+
+    With `grpc_port` (0 picks a free one), the app's lifespan also runs the gRPC gateway (serving/grpc/) on
+    the same event loop and Hosting, at grpc_host:`app.state.grpc_port`; at shutdown it drains for up to
+    `grpc_grace` seconds.
     """
     if isinstance(functions, Hosting):
         hosting, owns_hosting = functions, False
     else:
-        hosting = Hosting.of(functions, workers=workers, max_pending=max_pending, token=token, debug=debug)
+        hosting = Hosting.of(
+            functions,
+            workers=workers,
+            max_pending=max_pending,
+            token=token,
+            debug=debug,
+            job_ttl=job_ttl,
+            scale_down_after=scale_down_after,
+            function_workers=function_workers,
+            later=deployments,
+        )
         owns_hosting = True
+    if deployments:  # serve each one's stable version; audit and promote its candidates (serving/deploy/)
+        from .deploy.watcher import watch_deployments
+
+        try:
+            watch_deployments(
+                hosting,
+                deployments,
+                store=store,
+                poll_interval=poll_interval,
+                workers=workers,
+                max_pending=max_pending,
+            )
+        except BaseException:
+            if owns_hosting:
+                hosting.close()
+            raise
     hosted = hosting.functions
     metrics = hosting.metrics
     token, debug = hosting.token, hosting.debug
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        grpc_server = None
         try:
+            if grpc_port is not None:
+                from .grpc import start_grpc_server
+
+                drain = getattr(app.state, "drain", None)  # gRPC calls join the REST drain (drain.py)
+                grpc_server = await start_grpc_server(hosting, host=grpc_host, port=grpc_port, drain=drain)
+                app.state.grpc_port = grpc_server.port
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grpc_grace)
             if owns_hosting:
+                await hosting.jobs.aclose()  # their calls are cancelled in the workers, not drained
                 hosting.close()
 
     app = FastAPI(title=title, debug=False, lifespan=lifespan, redoc_url=None)
     app.state.hosting = hosting
     app.state.functions = hosted
     app.state.metrics = metrics
-    document = openapi.build_openapi(hosted, title=title, secured=token is not None)
-    app.openapi = lambda: document  # type: ignore[method-assign]
+    documents: dict = {}
+
+    def current_openapi() -> dict:  # rebuilt when a deployment swaps a function
+        key = tuple((name, id(h)) for name, h in list(hosted.items()))
+        if documents.get("key") != key:
+            document = openapi.build_openapi(dict(hosted), title=title, secured=token is not None)
+            documents.update(key=key, doc=document)
+        return documents["doc"]
+
+    app.openapi = current_openapi  # type: ignore[method-assign]
     app.add_route(
         invoke.PATH,
         invoke.make_invoke(hosted, metrics, debug=debug),
         methods=["POST"],
         include_in_schema=False,
+    )
+    app.add_route(
+        job_routes.SUBMIT_PATH, job_routes.make_submit(hosting), methods=["POST"], include_in_schema=False
+    )
+    app.add_route(
+        job_routes.JOB_PATH, job_routes.make_status(hosting), methods=["GET"], include_in_schema=False
+    )
+    app.add_route(
+        job_routes.JOB_PATH, job_routes.make_cancel(hosting), methods=["DELETE"], include_in_schema=False
     )
     app.add_route("/healthz", probes.healthz, methods=["GET"], include_in_schema=False)
     app.add_route("/readyz", probes.make_readyz(hosted), methods=["GET"], include_in_schema=False)
@@ -64,5 +134,9 @@ def create_app(
         if not token:
             raise ValueError("an empty token would let anyone in")
         app.add_middleware(BearerAuth, token=token)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # 413 before a large body is read
+    app.add_middleware(Tracing)  # a server span per request, when traced (tracing.py)
+    app.state.drain = Drain()  # turned on by DrainingServer when asked to stop (drain.py)
+    app.add_middleware(app.state.drain.middleware)
     app.add_middleware(RequestIds)  # outermost: 401s carry a request id too
     return app

@@ -8,9 +8,15 @@ import click
 
 
 @click.command("serve")
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="REST port.")
+@click.option(
+    "--grpc-port",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Also serve gRPC (satchel.v1.Functions, health, reflection) on this port; 0 picks a free one.",
+)
 @click.option("--workers", default="1:4", show_default=True, help="Workers per function: N or MIN:MAX.")
 @click.option("--max-pending", type=int, default=None, help="Calls allowed to wait for a worker (then 429).")
 @click.option(
@@ -19,19 +25,134 @@ import click
     help="File holding the bearer token every route but /healthz then requires.",
 )
 @click.option("--debug", is_flag=True, help="Tracebacks in error responses.")
-def serve_command(refs, host, port, workers, max_pending, token_file, debug) -> None:
-    """Host functions as REST endpoints: POST /v1/functions/NAME:invoke, /docs, /metrics."""
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process; ray: Ray Serve deployments autoscaled by Ray (extra satchel[ray]).",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="With --backend ray: the Ray cluster (default: $RAY_ADDRESS or a local Ray).",
+)
+@click.option(
+    "--deployment",
+    "deployments",
+    multiple=True,
+    metavar="NAME",
+    help="Serve this deployment's stable version; audit and promote its candidates (repeatable).",
+)
+@click.option("--store", "-s", help="Store holding the deployment registry (default: $SATCHEL_STORE).")
+@click.option(
+    "--poll-interval", type=float, default=2.0, show_default=True, help="Seconds between registry polls."
+)
+@click.option(
+    "--scale-down-after",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a worker stays idle before autoscaling stops it (down to MIN of --workers).",
+)
+@click.option(
+    "--function-workers",
+    "function_workers",
+    multiple=True,
+    metavar="NAME=MIN:MAX",
+    help="Workers of one function, overriding --workers (repeatable).",
+)
+@click.option(
+    "--job-ttl",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds the result of a finished async job is kept.",
+)
+@click.option(
+    "--max-body",
+    default="64MiB",
+    show_default=True,
+    help="Largest request body accepted (bytes, or 32MB, 64MiB); larger ones get 413.",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="On SIGTERM, seconds to let in-flight requests finish (new ones get 503) before stopping.",
+)
+def serve_command(
+    refs,
+    host,
+    port,
+    grpc_port,
+    workers,
+    max_pending,
+    token_file,
+    debug,
+    backend,
+    ray_address,
+    deployments,
+    store,
+    poll_interval,
+    scale_down_after,
+    function_workers,
+    job_ttl,
+    max_body,
+    drain_timeout,
+) -> None:
+    """Host functions as REST endpoints: POST /v1/functions/NAME:invoke, /docs, /metrics (and over gRPC,
+    satchel.v1.Functions, with --grpc-port)."""
     from .server import parse_workers, serve
+
+    if not refs and not deployments:
+        raise click.UsageError("give at least one REF to serve, or --deployment NAME")
+    if not poll_interval > 0:
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--poll-interval")
 
     try:
         parse_workers(workers)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--workers") from None
+    overrides = {}
+    for item in function_workers:
+        name, sep, spec = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError(f"{item!r}: expected NAME=N or NAME=MIN:MAX")
+            parse_workers(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--function-workers") from None
+        overrides[name] = spec
+    from .rest.limits import parse_size
+
+    try:
+        max_body_bytes = parse_size(max_body)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-body") from None
     token = None
     if token_file is not None:
         token = token_file.read_text().strip()
         if not token:
             raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
     serve(
-        list(refs), host=host, port=port, workers=workers, max_pending=max_pending, token=token, debug=debug
+        list(refs),
+        host=host,
+        port=port,
+        workers=workers,
+        max_pending=max_pending,
+        token=token,
+        debug=debug,
+        backend=backend,
+        address=ray_address,
+        deployments=list(deployments),
+        store=store,
+        poll_interval=poll_interval,
+        scale_down_after=scale_down_after,
+        job_ttl=job_ttl,
+        function_workers=overrides or None,
+        max_body_bytes=max_body_bytes,
+        drain_timeout=drain_timeout,
+        grpc_port=grpc_port,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from satchel.runtime.proxy import LoadedFunction
 
 from .hosted import HostedFunction
+from .jobs import Jobs
 from .metrics import Metrics
 
 
@@ -29,6 +30,12 @@ class Hosting:
     #: Extra per-process services (job manager, autoscaler, deployment watcher) register a `close()` here.
     services: list[Any] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Async jobs (POST /v1/functions/{name}/jobs, gRPC Submit); the first service, so closed last.
+    jobs: Jobs = field(default_factory=Jobs)
+
+    def __post_init__(self) -> None:
+        if self.jobs not in self.services:
+            self.services.insert(0, self.jobs)
 
     @classmethod
     def of(
@@ -39,9 +46,15 @@ class Hosting:
         max_pending: int | None = None,
         token: str | None = None,
         debug: bool = False,
+        job_ttl: float = 3600.0,
+        scale_down_after: float = 60.0,
+        function_workers: Mapping[str, int | tuple[int, int] | str] | None = None,
+        later: Iterable[str] = (),
     ) -> Hosting:
         """A mapping name -> LoadedFunction (the caller keeps and closes them), or bundle references,
-        loaded here (named by their bundle names) and closed by `close()`."""
+        loaded here (named by their bundle names) with MIN `workers`, autoscaled up to MAX (idle ones stop
+        after `scale_down_after` seconds), and closed by `close()`. `function_workers`: MIN:MAX of some
+        functions by name (served now, or `later`: deployments), overriding `workers`."""
         owned: list[LoadedFunction] = []
         if isinstance(functions, Mapping):
             loaded = dict(functions)
@@ -51,7 +64,29 @@ class Hosting:
             loaded = load_all(list(functions), workers=workers, max_pending=max_pending)
             owned = list(loaded.values())
         hosted = {name: HostedFunction.of(name, fn) for name, fn in loaded.items()}
-        return cls(functions=hosted, debug=debug, token=token, owned=owned)
+        hosting = cls(
+            functions=hosted, debug=debug, token=token, owned=owned, jobs=Jobs(keep_seconds=job_ttl)
+        )
+        if not isinstance(functions, Mapping):  # ours (and deployments' later) to scale
+            from .autoscale import Autoscaler, Policy
+            from .server import parse_workers
+
+            try:
+                low, high = parse_workers(workers)
+                policies = {}
+                for name, spec in (function_workers or {}).items():
+                    if name not in hosted and name not in set(later):
+                        raise ValueError(f"function_workers names {name!r}, which is not served here")
+                    policies[name] = Policy(*parse_workers(spec), scale_down_after=scale_down_after)
+                    if name in hosted:
+                        hosted[name].fn.scale(policies[name].min_workers)
+            except BaseException:
+                hosting.close()
+                raise
+            if low != high or any(p.min_workers != p.max_workers for p in policies.values()):
+                policy = Policy(low, max(high, 1), scale_down_after=scale_down_after)
+                hosting.services.append(Autoscaler(hosting, policy, policies=policies).start())
+        return hosting
 
     def get(self, name: str) -> HostedFunction | None:
         return self.functions.get(name)

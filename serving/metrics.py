@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -33,6 +36,39 @@ class Metrics:
             "satchel_queue_depth", "Calls waiting for a free worker.", ["function"], registry=r
         )
         self.workers = Gauge("satchel_workers", "Worker processes running.", ["function"], registry=r)
+        self.grpc_requests = Counter(
+            "satchel_grpc_requests",
+            "gRPC Invoke and Submit calls by function and status code (latency and in-flight: as REST's).",
+            ["function", "code"],
+            registry=r,
+        )
+        self.scale_events = Counter(
+            "satchel_scale_events",
+            "Autoscaling changes of a function's workers, by direction (up, down).",
+            ["function", "direction"],
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "satchel_worker_restarts",
+            "Workers started in place of ones that died (crashed, or killed after a timeout).",
+            ["function"],
+            registry=r,
+        )
+        self._restarts_seen: dict[str, tuple[int, int]] = {}  # name -> (id of its function, restarts)
+        self._restarts_lock = threading.Lock()
+
+    def observe_pool(self, name: str, fn: Any) -> None:
+        """Bring the pool figures of function `name` (a LoadedFunction) up to date."""
+        self.queue_depth.labels(name).set(fn.pending)
+        self.workers.labels(name).set(sum(pid is not None for pid in fn.worker_pids))
+        restarts = getattr(fn, "restarts", 0)
+        with self._restarts_lock:
+            source, seen = self._restarts_seen.get(name, (id(fn), 0))
+            if source != id(fn):  # another version of the function: its own count starts at 0
+                seen = 0
+            self._restarts_seen[name] = (id(fn), restarts)
+        if restarts > seen:
+            self.worker_restarts.labels(name).inc(restarts - seen)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

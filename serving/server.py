@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 from satchel.runtime.proxy import LoadedFunction
+
+#: Hosted functions talk to their workers over pipes: the gateways await replies on the event loop itself
+#: (no thread per call), which only a transport with a file descriptor allows. SATCHEL_TRANSPORT overrides.
+SERVING_TRANSPORT = os.environ.get("SATCHEL_TRANSPORT") or "pipe"
 
 
 def parse_workers(workers: int | tuple[int, int] | str) -> tuple[int, int]:
@@ -30,14 +35,16 @@ def parse_workers(workers: int | tuple[int, int] | str) -> tuple[int, int]:
 def load_all(
     refs: list[str], *, workers: int | tuple[int, int] | str = 1, max_pending: int | None = None
 ) -> dict[str, LoadedFunction]:
-    """Load each reference, named by its bundle name. No autoscaling yet: MAX workers start now."""
+    """Load each reference, named by its bundle name, with MIN workers (an Autoscaler grows them to MAX)."""
     import satchel
 
-    _, high = parse_workers(workers)
+    low, _ = parse_workers(workers)
     loaded: dict[str, LoadedFunction] = {}
     try:
         for ref in refs:
-            fn = satchel.load(ref, workers=high, max_pending=max_pending or DEFAULT_MAX_PENDING)
+            fn = satchel.load(
+                ref, workers=low, max_pending=max_pending or DEFAULT_MAX_PENDING, transport=SERVING_TRANSPORT
+            )
             name = fn.metadata["name"] if "name" in fn.metadata else str(ref)
             if name in loaded:
                 fn.close()
@@ -52,7 +59,13 @@ def load_all(
 
 def configure_logging(debug: bool = False) -> None:
     """Access and error logs as lines on stderr (access lines are JSON documents)."""
-    for name in ("satchel.serving.access", "satchel.serving.errors"):
+    for name in (
+        "satchel.serving.access",
+        "satchel.serving.errors",
+        "satchel.serving.deployments",
+        "satchel.serving.autoscale",
+        "satchel.serving.grpc",
+    ):
         logger = logging.getLogger(name)
         if not logger.handlers:
             handler = logging.StreamHandler(sys.stderr)
@@ -71,15 +84,92 @@ def serve(
     max_pending: int | None = None,
     token: str | None = None,
     debug: bool = False,
+    backend: str = "local",
+    address: str | None = None,
+    deployments: list[str] | tuple[str, ...] = (),
+    store: str | None = None,
+    poll_interval: float = 2.0,
+    scale_down_after: float = 60.0,
+    job_ttl: float = 3600.0,
+    function_workers: dict[str, int | tuple[int, int] | str] | None = None,
+    max_body_bytes: int | str = 64 * 1024 * 1024,
+    drain_timeout: float = 30.0,
+    grpc_port: int | None = None,
     **uvicorn_options: Any,
 ) -> None:
-    """Host `refs` over REST until interrupted (Ctrl-C drains in-flight requests, then stops the workers)."""
+    """Host `refs` over REST until interrupted (Ctrl-C drains in-flight requests, then stops the workers).
+    `backend="ray"`: as Ray Serve deployments on the Ray cluster at `address` (see serving/backends/ray.py).
+    Request bodies over `max_body_bytes` (bytes, or "32MB", "64MiB") get 413. On SIGTERM / Ctrl-C the server
+    drains (drain.py): /readyz and new requests answer 503 while in-flight ones finish, for at most
+    `drain_timeout` seconds. Traces export as $SATCHEL_TRACE_EXPORTER / $OTEL_TRACES_EXPORTER say (tracing.py).
+    `grpc_port` (0: any free port, logged): also serve gRPC (serving/grpc/) on `host`, same process."""
+    if deployments and backend != "local":
+        raise ValueError(f"deployments are watched by the local backend only, not backend={backend!r}")
+    if grpc_port is not None and backend != "local":
+        raise ValueError(f"gRPC is served by the local backend only, not backend={backend!r}")
+    if backend != "local":
+        from .backends import ServeOptions, get_backend
+        from .rest.limits import parse_size
+
+        options = ServeOptions(
+            host=host,
+            port=port,
+            workers=parse_workers(workers),
+            max_pending=max_pending,
+            token=token,
+            debug=debug,
+            address=address,
+            function_workers={name: parse_workers(w) for name, w in (function_workers or {}).items()},
+            scale_down_after=scale_down_after,
+            job_ttl=job_ttl,
+            max_body_bytes=parse_size(max_body_bytes),
+        )
+        _serve_on(get_backend(backend), refs, options)
+        return
     import uvicorn
 
     from .app import create_app
+    from .drain import DrainingServer
+    from .rest.limits import parse_size
+    from .tracing import configure_tracing
 
     configure_logging(debug)
-    app = create_app(refs, workers=workers, max_pending=max_pending, token=token, debug=debug)
+    configure_tracing()
+    max_body = parse_size(max_body_bytes)
+    app = create_app(
+        refs,
+        workers=workers,
+        max_pending=max_pending,
+        token=token,
+        debug=debug,
+        deployments=deployments,
+        store=store,
+        poll_interval=poll_interval,
+        scale_down_after=scale_down_after,
+        job_ttl=job_ttl,
+        function_workers=function_workers,
+        max_body_bytes=max_body,
+        grpc_port=grpc_port,
+        grpc_host=host,
+        grpc_grace=drain_timeout,
+    )
     uvicorn_options.setdefault("access_log", False)  # ours is JSON, with the request id
     uvicorn_options.setdefault("log_level", "info")
-    uvicorn.run(app, host=host, port=port, **uvicorn_options)
+    config = uvicorn.Config(app, host=host, port=port, **uvicorn_options)
+    DrainingServer(config, drain_timeout=drain_timeout).run()
+
+
+def _serve_on(backend: Any, refs: list[str], options: Any) -> None:
+    """Start `backend`, then wait for Ctrl-C (or SIGTERM) and stop it."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    try:
+        url = backend.start(refs, options)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # after start: Ray sets handlers of its own
+            signal.signal(sig, lambda *_: stop.set())
+        print(f"serving {', '.join(refs)} at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        stop.wait()
+    finally:
+        backend.stop()

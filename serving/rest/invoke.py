@@ -14,11 +14,14 @@ from satchel.errors import ArgumentError
 from ..hosted import HostedFunction
 from ..metrics import Metrics
 from ..problems import HttpProblem, from_call_error, problem_response
+from ..tracing import call_spans
 
 AVRO = "application/avro"
 FINGERPRINT_HEADER = "x-satchel-fingerprint"
 TIMEOUT_HEADER = "x-satchel-timeout"
+COLD_START_HEADER = "X-Satchel-Cold-Start"  # milliseconds a call waited for a worker started for it
 PATH = "/v1/functions/{name}:invoke"
+MAX_TIMEOUT = 1e6  # seconds (11.6 days): a longer X-Satchel-Timeout is refused (400)
 
 
 def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug: bool):
@@ -27,17 +30,9 @@ def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug
         request_id = request.scope.get("state", {}).get("request_id")
         hosted = functions.get(name)
         if hosted is None:
-            return problem_response(
-                HttpProblem(
-                    404,
-                    "unknown-function",
-                    "Unknown function",
-                    f"no function named {name!r}",
-                    functions=sorted(functions),
-                ),
-                request_id,
-            )
+            return problem_response(unknown_function(name, functions), request_id)
         started = time.perf_counter()
+        cold = getattr(hosted.fn, "live_workers", 1) == 0  # no worker runs: this call starts one
         metrics.in_flight.labels(name).inc()
         status = 500
         try:
@@ -50,6 +45,8 @@ def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug
                 p = from_call_error(exc, name, debug=debug, request_id=request_id)
                 response = problem_response(p, request_id)
                 metrics.errors.labels(name, p.kind).inc()
+            if cold:
+                response.headers[COLD_START_HEADER] = str(round((time.perf_counter() - started) * 1000))
             status = response.status_code
             return response
         finally:
@@ -60,7 +57,25 @@ def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug
     return invoke
 
 
+def unknown_function(name: str, functions: dict[str, HostedFunction]) -> HttpProblem:
+    return HttpProblem(
+        404,
+        "unknown-function",
+        "Unknown function",
+        f"no function named {name!r}",
+        functions=sorted(functions),
+    )
+
+
 async def _invoke(hosted: HostedFunction, request: Request) -> Response:
+    args, kwargs = await call_arguments(hosted, request)
+    with call_spans(hosted.name):
+        result = await hosted.fn.acall(*args, **kwargs)
+    return result_response(hosted, result, request.headers.get("accept", ""))
+
+
+async def call_arguments(hosted: HostedFunction, request: Request) -> tuple[tuple, dict]:
+    """(args, kwargs) for `hosted.fn` from a JSON or Avro body (and the timeout header); HttpProblem."""
     body = await request.body()
     content_type = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     if content_type == AVRO:
@@ -95,20 +110,29 @@ async def _invoke(hosted: HostedFunction, request: Request) -> Response:
     args, kwargs = hosted.split(arguments)
     if timeout is not None:
         kwargs["timeout"] = timeout
-    result = await hosted.fn.acall(*args, **kwargs)
-    if _wants_avro(request.headers.get("accept", "")):
+    return args, kwargs
+
+
+def result_response(hosted: HostedFunction, result: Any, accept: str) -> Response:
+    """The response of a call's result: Avro if `accept` asks for it, else `{"result": ...}`."""
+    if _wants_avro(accept):
         return Response(
             hosted.response_codec.encode(result),
             media_type=AVRO,
             headers={"X-Satchel-Fingerprint": hosted.response_fingerprint},
         )
+    payload = json.dumps({"result": result_json(hosted, result)}, allow_nan=False)
+    return Response(payload, media_type="application/json")
+
+
+def result_json(hosted: HostedFunction, result: Any) -> Any:
+    """The JSON form of a result; HttpProblem if the function returned what its schema does not allow."""
     try:
-        payload = hosted.response_form.value_to_json(result)
-    except ArgumentError as exc:  # the function returned something its schema does not allow
+        return hosted.response_form.value_to_json(result)
+    except ArgumentError as exc:
         raise HttpProblem(
             500, "bad-result", "The result does not fit the response schema", str(exc), function=hosted.name
         ) from None
-    return Response(json.dumps({"result": payload}, allow_nan=False), media_type="application/json")
 
 
 def _avro_arguments(hosted: HostedFunction, body: bytes, fingerprint: str | None) -> dict[str, Any]:
@@ -132,12 +156,12 @@ def _timeout(text: str | None) -> float | None:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
+    if not 0 < value <= MAX_TIMEOUT:  # also refuses NaN and infinity
         raise HttpProblem(
             400,
             "invalid-header",
             "Invalid header",
-            f"X-Satchel-Timeout: {text!r} is not a positive number of seconds",
+            f"X-Satchel-Timeout: {text!r} is not a number of seconds in (0, {MAX_TIMEOUT:g}]",
         )
     return value
 

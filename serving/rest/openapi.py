@@ -8,7 +8,8 @@ from satchel._version import __version__
 from satchel.bindings.jsonform import json_schema
 
 from ..hosted import HostedFunction
-from .invoke import AVRO
+from .examples import example
+from .invoke import AVRO, MAX_TIMEOUT
 
 _PREFIX = "#/components/schemas/"
 
@@ -36,6 +37,53 @@ def _component(schema: Any, namespace: str, components: dict) -> dict:
     for name, definition in doc.pop("$defs", {}).items():
         components[f"{namespace}.{name}"] = definition
     return doc
+
+
+def _job_schema(result: dict | None) -> dict:
+    """A job document (serving/rest/jobs.py); `result`: the function's result schema, if known."""
+    time = {"type": ["string", "null"], "format": "date-time"}
+    problem = dict(PROBLEM_SCHEMA, properties={**PROBLEM_SCHEMA["properties"], "kind": {"type": "string"}})
+    problem["required"] = ["kind", "title", "status", "detail"]
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "function": {"type": "string"},
+            "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+            "created_at": time,
+            "started_at": time,
+            "finished_at": time,
+            "request_id": {"type": ["string", "null"]},
+            **({"result": result} if result is not None else {}),
+            "error": problem,
+        },
+        "required": ["id", "function", "state", "created_at"],
+        "description": "An async job; `result` once it succeeded, `error` (a problem) once it failed.",
+    }
+
+
+def _job_paths(paths: dict[str, Any], jobs: list[str]) -> None:
+    """GET and DELETE /v1/jobs/{id}: the job document of any function's job."""
+    schema = {"oneOf": [{"$ref": _PREFIX + f"{name}.Job"} for name in jobs]} if jobs else _job_schema(None)
+    answer = {"description": "The job", "content": {"application/json": {"schema": schema}}}
+    parameter = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+    unknown = _problem("Unknown job, or its result expired")
+    paths["/v1/jobs/{id}"] = {
+        "get": {
+            "operationId": "get_job",
+            "summary": "A job's state, and its result or error once finished",
+            "tags": ["jobs"],
+            "parameters": [parameter],
+            "responses": {"200": answer, "404": unknown},
+        },
+        "delete": {
+            "operationId": "cancel_job",
+            "summary": "Cancel a job (its call is interrupted in its worker)",
+            "tags": ["jobs"],
+            "parameters": [parameter],
+            "responses": {"200": answer, "404": unknown},
+        },
+    }
 
 
 def _problem(description: str) -> dict:
@@ -76,36 +124,70 @@ def build_openapi(
                     "in": "header",
                     "required": False,
                     "description": "seconds the call may take, waiting for a worker included",
-                    "schema": {"type": "number", "exclusiveMinimum": 0},
+                    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT},
                 },
             ],
             "requestBody": {
                 "required": True,
+                "description": h.doc or f"The arguments of {name}, by parameter name.",
                 "content": {
-                    "application/json": {"schema": request},
+                    "application/json": {"schema": request, "example": example(request, components)},
                     AVRO: {"schema": {"type": "string", "contentMediaType": AVRO}},
                 },
             },
             "responses": {
                 "200": {
                     "description": "The function's result",
+                    "headers": {
+                        "X-Satchel-Cold-Start": {
+                            "description": "present when no worker ran and one was started for this call: "
+                            "the call's milliseconds",
+                            "schema": {"type": "string"},
+                        }
+                    },
                     "content": {
-                        "application/json": {"schema": {"$ref": _PREFIX + f"{name}.Result"}},
+                        "application/json": {
+                            "schema": {"$ref": _PREFIX + f"{name}.Result"},
+                            "example": {"result": example(response, components)},
+                        },
                         AVRO: {"schema": {"type": "string", "contentMediaType": AVRO}},
                     },
                 },
                 "400": _problem("Invalid argument, malformed body or fingerprint mismatch"),
                 "404": _problem("Unknown function"),
+                "413": _problem("The request body is larger than the server's limit"),
+                "415": _problem("Unsupported media type (send application/json or application/avro)"),
                 "429": _problem("Too many pending calls (see Retry-After)"),
                 "500": _problem("The function raised"),
                 "502": _problem("A worker crashed during the call"),
-                "503": _problem("The function is unavailable"),
+                "503": _problem("The function is unavailable, or the server is draining (see Retry-After)"),
                 "504": _problem("The call timed out"),
             },
         }
         if secured:
             operation["responses"]["401"] = _problem("Missing or wrong bearer token")
         paths[f"/v1/functions/{name}:invoke"] = {"post": operation}
+        components[f"{name}.Job"] = _job_schema(response)
+        job_operation = {
+            **operation,
+            "operationId": f"submit_{name}",
+            "summary": f"Submit a job calling {name}",
+            "tags": ["jobs"],
+            "responses": {
+                "202": {
+                    "description": "The job, accepted (its URL in Location)",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": {"$ref": _PREFIX + f"{name}.Job"}}},
+                },
+                **{
+                    k: v
+                    for k, v in operation["responses"].items()
+                    if k in ("400", "401", "404", "413", "415", "429")
+                },
+            },
+        }
+        paths[f"/v1/functions/{name}/jobs"] = {"post": job_operation}
+    _job_paths(paths, sorted(functions))
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": __version__},

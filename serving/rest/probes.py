@@ -18,7 +18,8 @@ async def healthz(request: Request) -> Response:
 def make_readyz(functions: dict[str, HostedFunction]):
     async def readyz(request: Request) -> Response:
         live = {name: sum(p is not None for p in h.fn.worker_pids) for name, h in functions.items()}
-        ready = all(live.values())
+        # a function scaled to zero workers on purpose is ready: its next call starts one
+        ready = all(n or not functions[name].fn.workers for name, n in live.items())
         body = {"status": "ready" if ready else "not ready", "workers": live}
         return Response(json.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
@@ -28,8 +29,7 @@ def make_readyz(functions: dict[str, HostedFunction]):
 def make_metrics(functions: dict[str, HostedFunction], metrics: Metrics):
     async def metrics_route(request: Request) -> Response:
         for name, h in functions.items():
-            metrics.queue_depth.labels(name).set(h.fn.pending)
-            metrics.workers.labels(name).set(sum(p is not None for p in h.fn.worker_pids))
+            metrics.observe_pool(name, h.fn)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return metrics_route

@@ -284,7 +284,7 @@ def test_openapi_has_the_real_schemas(client, loaded) -> None:
         ]["$ref"].rsplit("/", 1)[1]
     ]
     assert scale["properties"]["values"]["type"] == "array"
-    assert set(doc["paths"]) == {f"/v1/functions/{n}:invoke" for n in loaded}
+    assert {p for p in doc["paths"] if p.endswith(":invoke")} == {f"/v1/functions/{n}:invoke" for n in loaded}
     for status in ("400", "429", "500", "502", "504"):
         assert status in doc["paths"]["/v1/functions/add:invoke"]["post"]["responses"]
     # every $ref resolves

@@ -1,0 +1,1 @@
+"""Protocol buffers of the `satchel` proto package (mirrors the .proto import paths)."""
