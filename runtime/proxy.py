@@ -226,9 +226,22 @@ class LoadedFunction:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the workers: calls waiting for one fail (FunctionClosed), running calls finish first."""
+        """Stop the workers: calls waiting for one fail (FunctionClosed), running calls finish first.
+
+        On a thread running an event loop, calls awaited on that loop could not finish while this waits,
+        so there the busy workers are killed instead (their callers get WorkerCrashed); `await
+        fn.aclose()` lets them finish."""
         self._finalizer.detach()
-        _shutdown(self._pool, self._executor_box, wait=True)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            _shutdown(self._pool, self._executor_box, wait=True)
+        else:
+            _shutdown(self._pool, self._executor_box, wait=False)
+
+    async def aclose(self) -> None:
+        """`close` from asyncio: waits for running calls (on a thread) while the loop keeps serving them."""
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> LoadedFunction:
         return self

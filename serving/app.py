@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
 
@@ -96,7 +97,8 @@ def create_app(
                 await grpc_server.stop(grpc_grace)
             if owns_hosting:
                 await hosting.jobs.aclose()  # their calls are cancelled in the workers, not drained
-                hosting.close()
+                # on a thread: calls awaited on this loop must still get their replies while workers stop
+                await asyncio.to_thread(hosting.close)
 
     app = FastAPI(title=title, debug=False, lifespan=lifespan, redoc_url=None)
     app.state.hosting = hosting

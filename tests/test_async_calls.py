@@ -102,3 +102,38 @@ def test_crash_during_an_awaited_call(refs) -> None:
             asyncio.run(fn.acall("crash"))
         wait_until(lambda: pid_gone(crashed), timeout=5.0, what="the crashed worker gone")
         assert asyncio.run(fn.acall("pid")) != crashed
+
+
+def test_aclose_waits_for_a_call_awaited_on_the_loop(refs, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    fn = satchel.load(refs["work"], transport="pipe", cancel_grace=0.5)
+    worker = fn.worker_pid
+
+    async def scenario() -> None:
+        task = asyncio.create_task(fn.acall("sleep", str(started), seconds=120.0))
+        while not started.exists():
+            await asyncio.sleep(0.005)
+        task.cancel()  # the worker sleeps in C: it is killed after the grace period
+        await fn.aclose()  # waits on a thread while this loop reads the call's end
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    wait_until(lambda: pid_gone(worker), timeout=5.0, what="the worker gone")
+
+
+def test_close_on_the_loop_with_a_call_in_flight_does_not_hang(refs, tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    fn = satchel.load(refs["work"], transport="pipe")
+    worker = fn.worker_pid
+
+    async def scenario() -> None:
+        task = asyncio.create_task(fn.acall("sleep", str(started), seconds=120.0))
+        while not started.exists():
+            await asyncio.sleep(0.005)
+        fn.close()  # on the loop: cannot wait for the call this loop must finish, so it stops the worker
+        with pytest.raises(satchel.WorkerCrashed):
+            await task
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    wait_until(lambda: pid_gone(worker), timeout=5.0, what="the worker gone")

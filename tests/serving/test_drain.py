@@ -83,3 +83,24 @@ def test_stop_without_requests_in_flight_is_immediate(nap_ref) -> None:
         assert not running.thread.is_alive()
     assert wait_gone(pid, timeout=30)
     assert app.state.drain.draining and app.state.drain.in_flight == 0
+
+
+@pytest.mark.slow
+def test_stop_right_after_cancelling_a_job_stuck_in_c(nap_ref) -> None:
+    """A cancelled call still occupies its worker until the worker answers or is killed; stopping the server
+    meanwhile must neither hang nor leave the worker behind."""
+    app = create_app([nap_ref], workers=1)
+    nap = app.state.hosting.functions["nap"].fn
+    running = DrainingRunningServer(app)
+    with running:
+        pid = wait_until(lambda: nap.worker_pids[0], timeout=30, what="the nap worker")
+        job = httpx.post(f"{running.url}/v1/functions/nap/jobs", json={"seconds": 120}, timeout=10).json()
+        wait_until(
+            lambda: httpx.get(f"{running.url}/v1/jobs/{job['id']}", timeout=10).json()["state"] == "running",
+            what="the job running",
+        )
+        assert httpx.delete(f"{running.url}/v1/jobs/{job['id']}", timeout=10).status_code == 200
+        running.server.should_exit = True
+        running.thread.join(timeout=60)
+        assert not running.thread.is_alive(), "the server did not stop after a job was cancelled"
+    assert wait_gone(pid, timeout=30), f"worker {pid} still runs after the server stopped"
