@@ -1,5 +1,5 @@
 """The command line a flow file gets from `MyFlow()`: `python flow.py run [--alpha 0.7] [--tag t]
-[--max-workers N] [--store URL] [--progress | --quiet]`, `resume [STEP] [--origin-run-id R]`,
+[--max-workers N] [--executor local|ray] [--ray-address A] [--store URL] [--progress | --quiet]`, `resume [STEP] [--origin-run-id R]`,
 `spin STEP [--run-id R] [--task ID]`, `show` and `logs PATHSPEC`."""
 
 from __future__ import annotations

@@ -226,18 +226,8 @@ class WorkerProcess:
         `cancel` may be called from another thread meanwhile. `context` (W3C trace headers) travels
         in the envelope (version 2; none: version 1).
         """
-        assert self.transport is not None
-        size = 0
-        for part in payload:
-            size += part.nbytes if isinstance(part, memoryview) else len(part)
-        deadline_ms = 0 if deadline is None else int((time.time() + deadline - time.monotonic()) * 1000.0)
-        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size, context=context)
         try:
-            with self._lock:  # a CANCEL from `cancel` goes after the CALL, never inside it
-                if self._doomed == call_id:  # cancelled before it could be sent
-                    raise CallTimeout(f"the call to {self.label} was cancelled before it was sent")
-                self._current = call_id
-                self.transport.send([header, *payload])
+            self._send_call(call_id, fingerprint, payload, deadline, context)
             reply = self.transport.recv(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except TransportTimeout:
             self._expire(call_id, timeout, grace)
@@ -248,6 +238,27 @@ class WorkerProcess:
             if self._timer is not None:  # a cancelled call that answered in time: no kill
                 self._drop_timer()
         return env.decode(reply)
+
+    def _send_call(
+        self,
+        call_id: int,
+        fingerprint: int,
+        payload: Sequence[bytes | bytearray | memoryview],
+        deadline: float | None,
+        context: Mapping[str, str] | None,
+    ) -> None:
+        """Send CALL (header + the payload's parts, unjoined) and mark the call in flight."""
+        assert self.transport is not None
+        size = 0
+        for part in payload:
+            size += part.nbytes if isinstance(part, memoryview) else len(part)
+        deadline_ms = 0 if deadline is None else int((time.time() + deadline - time.monotonic()) * 1000.0)
+        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size, context=context)
+        with self._lock:  # a CANCEL from `cancel` goes after the CALL, never inside it
+            if self._doomed == call_id:  # cancelled before it could be sent
+                raise CallTimeout(f"the call to {self.label} was cancelled before it was sent")
+            self._current = call_id
+            self.transport.send([header, *payload])
 
     @property
     def awaitable(self) -> bool:
@@ -268,18 +279,8 @@ class WorkerProcess:
         """`call` on the running event loop (see `awaitable`): the CALL is written at once (keep it small:
         a pipe's buffer holds 64 KiB), the reply awaited without a thread. Same deadlines, cancellation and
         errors as `call`."""
-        assert self.transport is not None
-        size = 0
-        for part in payload:
-            size += part.nbytes if isinstance(part, memoryview) else len(part)
-        deadline_ms = 0 if deadline is None else int((time.time() + deadline - time.monotonic()) * 1000.0)
-        header = env.encode_header(env.Kind.CALL, call_id, fingerprint, deadline_ms, size, context=context)
         try:
-            with self._lock:
-                if self._doomed == call_id:
-                    raise CallTimeout(f"the call to {self.label} was cancelled before it was sent")
-                self._current = call_id
-                self.transport.send([header, *payload])
+            self._send_call(call_id, fingerprint, payload, deadline, context)
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 reply = await self.transport.arecv(wait)

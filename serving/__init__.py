@@ -1,7 +1,7 @@
-"""Serving: host loaded functions behind gateways (the REST gateway for now; gRPC, jobs and autoscaling later).
+"""Serving: host loaded functions behind gateways (REST, gRPC) with async jobs, autoscaling and deployments.
 
 `serve([refs...])` runs a server; `create_app(functions)` builds the ASGI app (FastAPI) to run elsewhere.
-Needs the `serve` extra (fastapi, uvicorn, prometheus-client); imported lazily so `import satchel` never does.
+Needs the `serve` extra (fastapi, uvicorn, prometheus-client, grpcio); imported lazily so `import satchel` never does.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`satchel deploy` and `satchel deployments ls|promote|rollback`: click commands registered by satchel/cli.py."""
+"""`satchel deploy` and `satchel deployments ls|promote|rollback|history`: click commands registered by satchel/cli.py."""
 
 from __future__ import annotations
 

@@ -50,12 +50,17 @@ def _human(size: int) -> str:
     return f"{size} bytes"
 
 
+def _limit_text(limit: int) -> str:
+    human = _human(limit)
+    return human if human.endswith(" bytes") else f"{human} ({limit} bytes)"
+
+
 def too_large(limit: int) -> HttpProblem:
     p = HttpProblem(
         413,
         "body-too-large",
         "Request body too large",
-        f"the request body exceeds this server's limit of {_human(limit)} ({limit} bytes)",
+        f"the request body exceeds this server's limit of {_limit_text(limit)}",
         max_body_bytes=limit,
     )
     p.headers["Connection"] = "close"  # the rest of the body is never read
