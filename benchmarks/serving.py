@@ -6,12 +6,16 @@ rest  `add(a, b)` hosted by `satchel serve` (one uvicorn process, workers in the
       bare FastAPI endpoint computing the same sum in-process under the same uvicorn settings; the load comes
       from `wrk` (Debian's package) in its own process, one thread, at each concurrency: requests/s, p50, p99,
       errors (non-2xx answers and socket errors).
+grpc  the same function over satchel.v1.Functions/Invoke (`satchel serve --grpc-port`) against a bare grpc.aio
+      server decoding the same Avro request and answering the sum in-process; the load comes from a grpc.aio
+      client in its own process (benchmarks/grpc_bench.py) at each concurrency.
 Both servers run with stdout/stderr discarded (Satchel's JSON access log is on, as by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -141,19 +145,70 @@ def rest_section(ref: str, args, work: Path) -> list[tuple[str, str, str]]:
             for c in args.concurrency:
                 results[label][c] = wrk(target, c, args.duration, script)
                 console.log(f"{label} c={c}: {results[label][c]['rate']:.0f} req/s")
-    rows = []
-    for c in args.concurrency:
-        s, b = results["satchel"][c], results["bare"][c]
-        rows.append(
-            (
-                f"REST add(), concurrency {c}",
-                f"{s['rate']:,.0f} req/s, p50 {s['p50'] * 1e3:.2f} ms, p99 {s['p99'] * 1e3:.2f} ms, "
-                f"{s['errors']} errors ({s['rate'] / b['rate']:.0%} of bare)",
-                f"bare FastAPI: {b['rate']:,.0f} req/s, p50 {b['p50'] * 1e3:.2f} ms, p99 {b['p99'] * 1e3:.2f} ms, "
-                f"{b['errors']} errors",
-            )
-        )
-    return rows
+    return [
+        _row(f"REST add(), concurrency {c}", results["satchel"][c], results["bare"][c], "bare FastAPI")
+        for c in args.concurrency
+    ]
+
+
+def grpc_load(port: int, connections: int, duration: int) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "grpc_bench.py"),
+            "load",
+            str(port),
+            str(connections),
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def grpc_section(ref: str, args, work: Path) -> list[tuple[str, str, str]]:
+    results: dict[str, dict[int, dict]] = {"satchel": {}, "bare": {}}
+    port, grpc_port, bare_port = free_port(), free_port(), free_port()
+    satchel_cmd = [
+        sys.executable, "-m", "satchel", "serve", ref, "--port", str(port),
+        "--grpc-port", str(grpc_port), "--workers", args.workers,
+    ]  # fmt: skip
+    bare_cmd = [sys.executable, str(REPO / "benchmarks" / "grpc_bench.py"), "bare", str(bare_port)]
+    with Server(satchel_cmd, port):
+        for c in args.concurrency:
+            results["satchel"][c] = grpc_load(grpc_port, c, args.duration)
+            console.log(f"satchel gRPC c={c}: {results['satchel'][c]['rate']:.0f} req/s")
+    bare = subprocess.Popen(bare_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the bare server answers once it listens: the first load run retries its warm-up
+            try:
+                grpc_load(bare_port, 1, 1)
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        for c in args.concurrency:
+            results["bare"][c] = grpc_load(bare_port, c, args.duration)
+            console.log(f"bare gRPC c={c}: {results['bare'][c]['rate']:.0f} req/s")
+    finally:
+        bare.terminate()
+        bare.wait()
+    return [_row(f"gRPC Invoke add(), concurrency {c}", results["satchel"][c], results["bare"][c], "bare grpc.aio")
+            for c in args.concurrency]  # fmt: skip
+
+
+def _row(what: str, s: dict, b: dict, baseline: str) -> tuple[str, str, str]:
+    return (
+        what,
+        f"{s['rate']:,.0f} req/s, p50 {s['p50'] * 1e3:.2f} ms, p99 {s['p99'] * 1e3:.2f} ms, "
+        f"{s['errors']} errors ({s['rate'] / b['rate']:.0%} of bare)",
+        f"{baseline}: {b['rate']:,.0f} req/s, p50 {b['p50'] * 1e3:.2f} ms, p99 {b['p99'] * 1e3:.2f} ms, "
+        f"{b['errors']} errors",
+    )
 
 
 def main() -> None:
@@ -163,7 +218,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts")
     parser.add_argument("--workers", default="2", help="satchel serve --workers")
-    parser.add_argument("--only", default="rest", help="sections: rest")
+    parser.add_argument("--only", default="rest,grpc", help="sections: rest,grpc")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     if not shutil.which("wrk"):
@@ -174,6 +229,8 @@ def main() -> None:
         rows = []
         if "rest" in args.only:
             rows += rest_section(str(ref), args, work)
+        if "grpc" in args.only:
+            rows += grpc_section(str(ref), args, work)
     table = Table(
         title=f"Satchel serving benchmarks (load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)"
     )

@@ -61,7 +61,7 @@ class Slot:
 class _Waiter:
     """A call waiting for a slot: woken by releasing `lock` (threads) or resolving `future` (asyncio)."""
 
-    __slots__ = ("queued", "since", "slot", "error", "lock", "future", "loop")
+    __slots__ = ("queued", "since", "slot", "error", "lock", "future", "loop", "thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.queued = True  # in the pool's queue (under the pool lock); false once woken or gone
@@ -76,6 +76,7 @@ class _Waiter:
             self.lock.acquire()
         else:
             self.future = loop.create_future()
+        self.thread = threading.get_ident()  # where it waits: its loop's thread, for an asyncio waiter
 
     def rearm(self) -> None:
         """Ready to wait again (a thread's lock is held again already: it woke by acquiring it)."""
@@ -88,6 +89,10 @@ class _Waiter:
             return
         assert self.loop is not None and self.future is not None
         future = self.future
+        if threading.get_ident() == self.thread:  # released on its own loop (an awaited call ended)
+            if not future.done():
+                future.set_result(None)
+            return
         try:
             self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
         except RuntimeError:  # its loop is closed: nobody waits any more

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -61,6 +62,7 @@ class WorkerProcess:
         self._doomed: int | None = None  # call id cancelled before it was sent
         self._killed = ""  # why the worker was killed while a call ran, if it was
         self._timer: threading.Timer | None = None
+        self._stderr_ended = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class WorkerProcess:
                 out.flush()
             except (ValueError, OSError):  # the caller's stderr is closed: keep the tail only
                 pass
+        self._stderr_ended = True  # the worker has exited (or closed its stderr)
         self.proc.stderr.close()
 
     def _tail_text(self) -> str:
@@ -171,6 +174,12 @@ class WorkerProcess:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def probably_alive(self) -> bool:
+        """`alive` without a system call, for the hot path: False once its stderr ended or it was reaped.
+        A worker that died a moment ago may still look alive; its next call then fails as WorkerCrashed."""
+        return self.proc is not None and self.proc.returncode is None and not self._stderr_ended
 
     @property
     def pid(self) -> int | None:
@@ -275,15 +284,24 @@ class WorkerProcess:
         timeout: float | None = None,
         grace: float = DEFAULT_GRACE,
         context: Mapping[str, str] | None = None,
+        release: Callable[[], None] | None = None,
     ) -> env.Envelope:
         """`call` on the running event loop (see `awaitable`): the CALL is written at once (keep it small:
-        a pipe's buffer holds 64 KiB), the reply awaited without a thread. Same deadlines, cancellation and
-        errors as `call`."""
+        a pipe's buffer holds 64 KiB), the reply awaited without a thread. Same deadlines and errors as
+        `call`. `release` is called once the worker is free again: when this returns or raises, or, if the
+        awaiting task is cancelled, once the worker has answered the CANCEL sent for it (or was killed
+        `grace` seconds later) — its reply is read in the background, never left in the channel."""
+        abandoned = False
         try:
             self._send_call(call_id, fingerprint, payload, deadline, context)
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 reply = await self.transport.arecv(wait)
+            except asyncio.CancelledError:
+                self.cancel(call_id, grace)
+                asyncio.get_running_loop().create_task(self._drain_cancelled(release))
+                abandoned = True
+                raise
             except TransportTimeout:
                 with self._lock:
                     self._cancelled = call_id
@@ -298,10 +316,26 @@ class WorkerProcess:
         except TransportClosed:
             raise self._died(call_id) from None
         finally:
-            self._current = None
-            if self._timer is not None:
-                self._drop_timer()
+            if not abandoned:
+                self._call_over(release)
         return env.decode(reply)
+
+    async def _drain_cancelled(self, release: Callable[[], None] | None) -> None:
+        """Read the answer of a call whose caller went away (or the end of the channel, once `cancel`'s
+        timer killed the worker), then free the worker."""
+        try:
+            await self.transport.arecv()
+        except (TransportClosed, ProtocolError, OSError):
+            self._reap()
+        finally:
+            self._call_over(release)
+
+    def _call_over(self, release: Callable[[], None] | None) -> None:
+        self._current = None  # a `cancel` from now on does nothing
+        if self._timer is not None:  # a cancelled call that answered in time: no kill
+            self._drop_timer()
+        if release is not None:
+            release()
 
     def cancel(self, call_id: int, grace: float = DEFAULT_GRACE) -> None:
         """From any thread: send CANCEL for `call_id`, and kill the worker if the call still runs `grace`

@@ -355,7 +355,7 @@ class LoadedFunction:
             started()
         context = outgoing_context()  # the caller's trace context (the executor's threads do not have it)
         worker = slot.process
-        if worker is not None and worker.awaitable and worker.alive and _small(payload):
+        if worker is not None and worker.awaitable and worker.probably_alive and _small(payload):
             return await self._acall_on_loop(slot, worker, call_id, payload, deadline, timeout, context)
         ticket = _Ticket()
         try:
@@ -390,33 +390,19 @@ class LoadedFunction:
         self, slot: Slot, worker: WorkerProcess, call_id: int, payload: list, deadline, timeout, context=None
     ) -> Any:
         """The call awaited on the event loop itself (a transport that reads without a thread, a small
-        request, a started worker): no thread hop. The call runs as its own task that gives the slot back
-        when the reply is in, so cancelling the caller cancels the call in the worker but never leaves
-        its reply unread."""
-        task = asyncio.get_running_loop().create_task(
-            worker.acall(
-                call_id,
-                self._request.fingerprint,
-                payload,
-                deadline=deadline,
-                timeout=timeout,
-                grace=self._grace,
-                context=context,
-            )
-        )
+        request, a started worker): no thread hop. The worker gives the slot back once its reply is read,
+        so cancelling the caller cancels the call in the worker but never leaves its reply unread."""
         pool = self._pool
-
-        def done(finished: asyncio.Task) -> None:
-            pool.release(slot)
-            if not finished.cancelled():
-                finished.exception()  # its outcome may be nobody's: keep asyncio quiet
-
-        task.add_done_callback(done)
-        try:
-            reply = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            worker.cancel(call_id, self._grace)
-            raise
+        reply = await worker.acall(
+            call_id,
+            self._request.fingerprint,
+            payload,
+            deadline=deadline,
+            timeout=timeout,
+            grace=self._grace,
+            context=context,
+            release=lambda: pool.release(slot),
+        )
         return self._result(reply, call_id)
 
     def _run_and_release(self, slot: Slot, *args: Any) -> env.Envelope:

@@ -31,6 +31,7 @@ class PipeTransport(Transport):
         self._wfd = write_fd
         if nonblocking_reads:
             os.set_blocking(read_fd, False)
+        self._frame: _FrameReader | None = None  # a frame `arecv` has begun reading
         self._poll = select.poll()
         self._poll.register(read_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         self._closed = False
@@ -93,24 +94,31 @@ class PipeTransport(Transport):
     async def arecv(self, timeout: float | None = None) -> bytearray:
         """`recv` on the running event loop: the frame is read as it arrives, without blocking the loop or
         using a thread (the read end must be non-blocking: the caller's side of a channel is). The timeout
-        bounds the wait for the first byte, as in `recv`; a frame that has started is read to its end."""
+        bounds the wait for the first byte, as in `recv`; a frame that has started is read to its end. If
+        the awaiting task is cancelled mid-frame, the next `arecv` goes on with that frame."""
         loop = asyncio.get_running_loop()
-        frame = _FrameReader(self._rfd)
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = _FrameReader(self._rfd)
         done: asyncio.Future[bytearray] = loop.create_future()
 
         def readable() -> None:
+            if done.done():
+                return
             try:
                 message = frame.read_available()
             except BaseException as exc:  # TransportClosed, ProtocolError, OSError
-                if not done.done():
-                    done.set_exception(exc)
+                self._frame = None
+                done.set_exception(exc)
                 return
-            if message is not None and not done.done():
+            if message is not None:
+                self._frame = None
                 done.set_result(message)
 
-        readable()  # the reply may be there already
-        if done.done():
-            return done.result()
+        if frame.started:  # the rest of a frame a cancelled arecv began
+            readable()
+            if done.done():
+                return done.result()
         loop.add_reader(self._rfd, readable)
         try:
             if timeout is None:
