@@ -179,6 +179,11 @@ class LoadedFunction:
             raise
 
     @property
+    def warm(self) -> bool:
+        """Whether a worker is up to take a call (no system call: cheap enough for every request)."""
+        return any(slot.process is not None and slot.process.probably_alive for slot in self._pool.slots)
+
+    @property
     def live_workers(self) -> int:
         """How many worker processes run now (starting and dead ones not counted)."""
         return sum(pid is not None for pid in self._pool.pids)

@@ -137,3 +137,15 @@ def test_close_on_the_loop_with_a_call_in_flight_does_not_hang(refs, tmp_path: P
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
     wait_until(lambda: pid_gone(worker), timeout=5.0, what="the worker gone")
+
+
+def test_large_result_of_a_small_call_is_read_on_the_loop(refs_with_blob) -> None:
+    size = 5 << 20
+    with satchel.load(refs_with_blob, workers=1, transport="pipe") as fn:
+        assert asyncio.run(fn.acall(size)) == bytes(i % 251 for i in range(size))
+        assert not _threads_used(fn)
+
+
+@pytest.fixture(scope="module")
+def refs_with_blob(tmp_path_factory: pytest.TempPathFactory):
+    return pooled.blob.export(name="blob", store=(tmp_path_factory.mktemp("blobstore") / "s").as_uri())

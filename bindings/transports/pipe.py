@@ -21,6 +21,7 @@ from satchel.errors import ProtocolError, TransportClosed, TransportTimeout
 
 _LEN = struct.Struct("<Q")
 _MAX_IOV = 512
+_READ_AHEAD = 1 << 16  # bytes a read takes at once
 
 
 class PipeTransport(Transport):
@@ -31,7 +32,7 @@ class PipeTransport(Transport):
         self._wfd = write_fd
         if nonblocking_reads:
             os.set_blocking(read_fd, False)
-        self._frame: _FrameReader | None = None  # a frame `arecv` has begun reading
+        self._frames = _Frames(read_fd)
         self._poll = select.poll()
         self._poll.register(read_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         self._closed = False
@@ -61,64 +62,39 @@ class PipeTransport(Transport):
         if not self._poll.poll(remaining * 1000.0):
             raise TransportTimeout("no message within the timeout")
 
-    def _read_into(self, view: memoryview) -> None:
-        got = 0
-        size = view.nbytes
-        while got < size:
-            try:
-                n = os.readv(self._rfd, [view[got:]])
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
-            except BlockingIOError:  # a non-blocking read end: wait for the rest of the frame
-                self._poll.poll()
-                continue
-            if n == 0:
-                raise TransportClosed("the peer closed the pipe")
-            got += n
-
     def recv(self, timeout: float | None = None) -> bytes:
         """The next whole message. The timeout bounds the wait for its first byte only: a message
         that has started is always read to its end, so a timeout never leaves half a frame behind."""
-        if timeout is not None:
+        frame = self._frames.complete()  # one may have come in with the previous read
+        if frame is not None:
+            return frame
+        if timeout is not None and not self._frames.started:
             self._wait(time.monotonic() + timeout)
-        header = bytearray(_LEN.size)
-        self._read_into(memoryview(header))
-        (size,) = _LEN.unpack(header)
-        if size > 1 << 46:
-            raise ProtocolError(f"frame of {size} bytes announced: the stream is corrupt")
-        body = bytearray(size)
-        if size:
-            self._read_into(memoryview(body))
-        return body
+        return self._frames.read_frame(self._poll)
 
     async def arecv(self, timeout: float | None = None) -> bytearray:
         """`recv` on the running event loop: the frame is read as it arrives, without blocking the loop or
         using a thread (the read end must be non-blocking: the caller's side of a channel is). The timeout
         bounds the wait for the first byte, as in `recv`; a frame that has started is read to its end. If
         the awaiting task is cancelled mid-frame, the next `arecv` goes on with that frame."""
+        frames = self._frames
+        frame = frames.complete()
+        if frame is not None:
+            return frame
         loop = asyncio.get_running_loop()
-        frame = self._frame
-        if frame is None:
-            frame = self._frame = _FrameReader(self._rfd)
         done: asyncio.Future[bytearray] = loop.create_future()
 
         def readable() -> None:
             if done.done():
                 return
             try:
-                message = frame.read_available()
+                message = frames.read_available()
             except BaseException as exc:  # TransportClosed, ProtocolError, OSError
-                self._frame = None
                 done.set_exception(exc)
                 return
             if message is not None:
-                self._frame = None
                 done.set_result(message)
 
-        if frame.started:  # the rest of a frame a cancelled arecv began
-            readable()
-            if done.done():
-                return done.result()
         loop.add_reader(self._rfd, readable)
         try:
             if timeout is None:
@@ -126,7 +102,7 @@ class PipeTransport(Transport):
             try:
                 return await asyncio.wait_for(asyncio.shield(done), timeout)
             except asyncio.TimeoutError:
-                if not frame.started:
+                if not frames.started:
                     raise TransportTimeout("no message within the timeout") from None
                 return await done  # a frame has begun: read it to its end
         finally:
@@ -143,41 +119,83 @@ class PipeTransport(Transport):
                 pass
 
 
-class _FrameReader:
-    """One frame read from a non-blocking fd in as many steps as its bytes take to arrive."""
+class _Frames:
+    """Frames read from a pipe. A read takes up to 64 KiB at once, so a small frame usually comes whole in
+    one system call (header, body and whatever follows it, kept for the next frame); a larger body is read
+    straight into its own buffer. Works on blocking and non-blocking descriptors."""
 
-    __slots__ = ("fd", "header", "body", "got", "started")
+    __slots__ = ("fd", "pending", "body", "got")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.header = bytearray(_LEN.size)
-        self.body: bytearray | None = None
-        self.got = 0
-        self.started = False
+        self.pending = bytearray()  # bytes read past the last whole frame
+        self.body: bytearray | None = None  # a large frame being read into its own buffer
+        self.got = 0  # bytes of `body` read so far
+
+    @property
+    def started(self) -> bool:
+        """Whether part of a frame has been read."""
+        return bool(self.pending) or self.body is not None
+
+    def complete(self) -> bytearray | None:
+        """The next whole frame if it has been read; else None (after setting up a large body's buffer)."""
+        if self.body is not None:
+            if self.got < len(self.body):
+                return None
+            frame, self.body = self.body, None
+            return frame
+        pending = self.pending
+        if len(pending) < _LEN.size:
+            return None
+        (size,) = _LEN.unpack_from(pending)
+        if size > 1 << 46:
+            raise ProtocolError(f"frame of {size} bytes announced: the stream is corrupt")
+        end = _LEN.size + size
+        if len(pending) >= end:
+            frame = pending[_LEN.size : end]
+            del pending[:end]
+            return frame
+        if size > _READ_AHEAD:  # the rest goes straight into the frame's own buffer
+            body = bytearray(size)
+            have = len(pending) - _LEN.size
+            body[:have] = memoryview(pending)[_LEN.size :]
+            pending.clear()
+            self.body, self.got = body, have
+        return None
+
+    def _read_once(self) -> bool:
+        """One read; False if nothing was there (a non-blocking descriptor). TransportClosed at the end."""
+        try:
+            if self.body is not None:
+                n = os.readv(self.fd, [memoryview(self.body)[self.got :]])
+                self.got += n
+            else:
+                chunk = os.read(self.fd, _READ_AHEAD)
+                n = len(chunk)
+                self.pending += chunk
+        except BlockingIOError:
+            return False
+        if n == 0:
+            raise TransportClosed("the peer closed the pipe")
+        return True
 
     def read_available(self) -> bytearray | None:
-        """Read what is there; the whole frame once complete, else None."""
+        """Read what is there (non-blocking); the next whole frame once it is complete, else None."""
         while True:
-            target = memoryview(self.header if self.body is None else self.body)
-            if self.got < target.nbytes:
-                try:
-                    n = os.readv(self.fd, [target[self.got :]])
-                except BlockingIOError:
-                    return None
-                if n == 0:
-                    raise TransportClosed("the peer closed the pipe")
-                self.started = True
-                self.got += n
-                if self.got < target.nbytes:
-                    continue
-            if self.body is None:
-                (size,) = _LEN.unpack(self.header)
-                if size > 1 << 46:
-                    raise ProtocolError(f"frame of {size} bytes announced: the stream is corrupt")
-                self.body, self.got = bytearray(size), 0
-                if size:
-                    continue
-            return self.body
+            frame = self.complete()
+            if frame is not None:
+                return frame
+            if not self._read_once():
+                return None
+
+    def read_frame(self, poll: select.poll) -> bytearray:
+        """Read until the next frame is whole (waiting with `poll` when a non-blocking read finds nothing)."""
+        while True:
+            frame = self.complete()
+            if frame is not None:
+                return frame
+            if not self._read_once():
+                poll.poll()
 
 
 class _PipeChannel(Channel):

@@ -32,7 +32,7 @@ def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug
         if hosted is None:
             return problem_response(unknown_function(name, functions), request_id)
         started = time.perf_counter()
-        cold = getattr(hosted.fn, "live_workers", 1) == 0  # no worker runs: this call starts one
+        cold = not getattr(hosted.fn, "warm", True)  # no worker runs: this call starts one
         metrics.in_flight.labels(name).inc()
         status = 500
         try:

@@ -63,3 +63,9 @@ def divide(a: float, b: float = 1.0) -> float:
 @satchel.function(environment=PLAIN)
 def echo(data: bytes) -> bytes:
     return data
+
+
+@satchel.function(environment=PLAIN)
+def blob(size: int) -> bytes:
+    """`size` bytes counting up (mod 251): a large answer to a small request."""
+    return bytes(i % 251 for i in range(size))
