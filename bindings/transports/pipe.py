@@ -33,6 +33,8 @@ class PipeTransport(Transport):
         if nonblocking_reads:
             os.set_blocking(read_fd, False)
         self._frames = _Frames(read_fd)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop watching the read end
+        self._waiter: asyncio.Future[bytearray] | None = None  # the frame an `arecv` awaits
         self._poll = select.poll()
         self._poll.register(read_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         self._closed = False
@@ -76,26 +78,22 @@ class PipeTransport(Transport):
         """`recv` on the running event loop: the frame is read as it arrives, without blocking the loop or
         using a thread (the read end must be non-blocking: the caller's side of a channel is). The timeout
         bounds the wait for the first byte, as in `recv`; a frame that has started is read to its end. If
-        the awaiting task is cancelled mid-frame, the next `arecv` goes on with that frame."""
+        the awaiting task is cancelled mid-frame, the next `arecv` goes on with that frame.
+
+        The descriptor stays registered with the loop between calls (no epoll_ctl per call); it leaves
+        when it turns readable with nobody waiting (a blocking `recv` elsewhere, or the peer gone), and
+        before it is closed."""
         frames = self._frames
         frame = frames.complete()
         if frame is not None:
             return frame
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bytearray] = loop.create_future()
-
-        def readable() -> None:
-            if done.done():
-                return
-            try:
-                message = frames.read_available()
-            except BaseException as exc:  # TransportClosed, ProtocolError, OSError
-                done.set_exception(exc)
-                return
-            if message is not None:
-                done.set_result(message)
-
-        loop.add_reader(self._rfd, readable)
+        self._waiter = done
+        if self._loop is not loop:
+            self._unwatch()
+            loop.add_reader(self._rfd, self._readable)
+            self._loop = loop
         try:
             if timeout is None:
                 return await done
@@ -106,17 +104,60 @@ class PipeTransport(Transport):
                     raise TransportTimeout("no message within the timeout") from None
                 return await done  # a frame has begun: read it to its end
         finally:
+            self._waiter = None
+
+    def _readable(self) -> None:
+        done = self._waiter
+        if done is None or done.done():  # nobody awaits a frame here: stop watching until someone does
+            self._unwatch()
+            return
+        try:
+            message = self._frames.read_available()
+        except BaseException as exc:  # TransportClosed, ProtocolError, OSError
+            done.set_exception(exc)
+            return
+        if message is not None:
+            done.set_result(message)
+
+    def _unwatch(self) -> None:
+        """Take the descriptor out of the loop watching it (on that loop's thread, or a loop not running)."""
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
             loop.remove_reader(self._rfd)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for fd in (self._rfd, self._wfd):
+        _close(self._wfd)  # at once: the peer sees the end of its input
+        loop = self._loop
+        if loop is not None and loop.is_running() and not _runs_here(loop):
+            # the read end must leave that loop's selector before it is closed (its number would be
+            # reused): done on the loop's thread, which then closes it
             try:
-                os.close(fd)
-            except OSError:
+                loop.call_soon_threadsafe(self._close_read_end)
+                return
+            except RuntimeError:  # the loop closed meanwhile
                 pass
+        self._close_read_end()
+
+    def _close_read_end(self) -> None:
+        self._unwatch()
+        _close(self._rfd)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class _Frames:

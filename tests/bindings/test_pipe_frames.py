@@ -95,3 +95,28 @@ def test_peer_gone_is_transport_closed(pair) -> None:
     assert bytes(caller.recv(5.0)) == b"last"
     with pytest.raises(TransportClosed):
         caller.recv(5.0)
+
+
+def test_closing_from_another_thread_takes_the_read_end_out_of_the_loop(pair) -> None:
+    """The read end stays registered with the loop between awaited frames; closing the transport from
+    another thread must unregister it on the loop's thread before closing it (its number is reused)."""
+    caller, worker = pair
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        worker.send([b"x"])
+        assert bytes(asyncio.run_coroutine_threadsafe(caller.arecv(5.0), loop).result(10)) == b"x"
+        read_end = caller._rfd
+        caller.close()  # from this thread, while the loop still watches the read end
+
+        async def still_watched() -> bool:  # runs after the close the loop was handed
+            return loop.remove_reader(read_end)
+
+        assert asyncio.run_coroutine_threadsafe(still_watched(), loop).result(10) is False
+        with pytest.raises(OSError):
+            os.fstat(read_end)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
