@@ -332,7 +332,10 @@ class WorkerPool:
             assert waiter.future is not None
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+                if timeout is None:
+                    await asyncio.shield(waiter.future)
+                else:
+                    await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
                 woken = True
             except asyncio.TimeoutError:
                 woken = False

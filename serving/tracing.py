@@ -13,11 +13,11 @@ spans with `start_server_span(name, carrier)` and wraps calls in `call_spans(fun
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -25,6 +25,15 @@ from satchel.runtime.worker.context import dispatching
 
 access_log = logging.getLogger("satchel.serving.access")
 _HEADER = b"x-request-id"
+
+
+_ID_PREFIX = os.urandom(8).hex()  # per process: ids are unique across processes, cheap within one
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex digits, like a uuid4's, without a system call per request."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 class RequestIds:
@@ -40,7 +49,7 @@ class RequestIds:
                 request_id = value.decode("latin-1")[:200]
                 break
         if not request_id:
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = [500]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -18,7 +17,7 @@ from ..hosted import HostedFunction
 from ..hosting import Hosting
 from ..jobs import Job, JobState
 from ..problems import RETRY_AFTER_SECONDS
-from ..tracing import call_spans, start_server_span
+from ..tracing import call_spans, new_request_id, start_server_span
 from .errors import RETRY_AFTER_KEY, GrpcError, from_exception
 from .payload import decode_arguments
 
@@ -248,7 +247,7 @@ async def _request_id(context: grpc.aio.ServicerContext) -> str:
         if key == REQUEST_ID_KEY and isinstance(value, str):
             request_id = value[:200]
             break
-    request_id = request_id or uuid.uuid4().hex
+    request_id = request_id or new_request_id()
     await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
     return request_id
 
