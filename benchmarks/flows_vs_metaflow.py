@@ -31,6 +31,10 @@ from rich.console import Console
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.sections import chosen_sections  # noqa: E402
+
 FLOWS = REPO / "benchmarks" / "flows"
 METAFLOW_VERSION = "2.19.39"
 SECTIONS = ("linear", "foreach", "client")
@@ -164,10 +168,7 @@ def main() -> None:
     )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     args = parser.parse_args()
-    only = [s for s in args.only.split(",") if s]
-    unknown = set(only) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    only = chosen_sections(parser, args.only, SECTIONS)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 import satchel  # noqa: E402
 from benchmarks import data_functions, functions  # noqa: E402
 from benchmarks.baselines import percentiles, pipe_echo  # noqa: E402
+from benchmarks.sections import chosen_sections  # noqa: E402
 from tests.functions import textutil  # noqa: E402
 
 console = Console(stderr=True)
@@ -304,10 +305,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     args = parser.parse_args()
-    only = [s for s in args.only.split(",") if s]
-    unknown = set(only) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+    only = chosen_sections(parser, args.only, SECTIONS)
 
     work = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
     os.environ.setdefault("SATCHEL_HOME", str(work / "home"))

@@ -33,9 +33,11 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.sections import chosen_sections  # noqa: E402
 from tests.functions import textutil  # noqa: E402
 
 console = Console(stderr=True)
+SECTIONS = ("rest", "grpc")
 BODY = '{"a": 1.5, "b": 2.25}'
 
 
@@ -218,18 +220,19 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts")
     parser.add_argument("--workers", default="2", help="satchel serve --workers")
-    parser.add_argument("--only", default="rest,grpc", help="sections: rest,grpc")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
     args = parser.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    only = chosen_sections(parser, args.only, SECTIONS)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="satchel-bench-serving-") as tmp:
         work = Path(tmp)
         ref = textutil.add.export(name="add", store=(work / "store").as_uri(), progress=False)
         rows = []
-        if "rest" in args.only:
+        if "rest" in only:
             rows += rest_section(str(ref), args, work)
-        if "grpc" in args.only:
+        if "grpc" in only:
             rows += grpc_section(str(ref), args, work)
     table = Table(
         title=f"Satchel serving benchmarks (load avg {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs)"

@@ -383,13 +383,16 @@ class WorkerProcess:
             self._died_when_cancelled(timeout)
         self._expired(call_id, timeout, grace, reply)
 
-    def _died_when_cancelled(self, timeout: float | None) -> NoReturn:
-        status = self._reap()
-        late = (
+    def _late(self, timeout: float | None) -> str:
+        return (
             f"{self.label} did not answer within {timeout:g}s"
             if timeout is not None
             else f"{self.label} timed out"
         )
+
+    def _died_when_cancelled(self, timeout: float | None) -> NoReturn:
+        status = self._reap()
+        late = self._late(timeout)
         raise CallTimeout(
             f"{late}, and died when cancelled ({status}); the next call starts a new worker"
         ) from None
@@ -399,11 +402,7 @@ class WorkerProcess:
     ) -> NoReturn:
         """CallTimeout for a call whose deadline passed and that was sent CANCEL: `reply` is its answer
         within the grace period, or None (then the worker is killed)."""
-        late = (
-            f"{self.label} did not answer within {timeout:g}s"
-            if timeout is not None
-            else f"{self.label} timed out"
-        )
+        late = self._late(timeout)
         if reply is None:
             self.kill()
             raise CallTimeout(

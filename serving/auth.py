@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-import json
+
+from .problems import HttpProblem, problem_response
 
 OPEN_PATHS = frozenset({"/healthz"})
 
@@ -24,23 +25,8 @@ class BearerAuth:
                 break
         if hmac.compare_digest(given, self.expected):
             return await self.app(scope, receive, send)
-        body = json.dumps(
-            {
-                "type": "https://satchel.dev/problems/unauthorized",
-                "title": "Unauthorized",
-                "status": 401,
-                "detail": "this route needs 'Authorization: Bearer <token>'",
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="satchel"'),
-                ],
-            }
+        p = HttpProblem(
+            401, "unauthorized", "Unauthorized", "this route needs 'Authorization: Bearer <token>'"
         )
-        await send({"type": "http.response.body", "body": body})
+        p.headers["WWW-Authenticate"] = 'Bearer realm="satchel"'
+        await problem_response(p, scope.get("state", {}).get("request_id"))(scope, receive, send)

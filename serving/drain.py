@@ -9,10 +9,10 @@ runs the app's lifespan shutdown, which stops the workers.
 
 from __future__ import annotations
 
-import json
 import time
 
 import uvicorn
+from starlette.responses import JSONResponse
 
 from .problems import RETRY_AFTER_SECONDS, HttpProblem, problem_response
 
@@ -51,18 +51,8 @@ class Drain:
 
     async def _refuse(self, scope, receive, send) -> None:
         if scope["path"] == "/readyz":
-            body = json.dumps({"status": "draining", "in_flight": self.in_flight}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            body = {"status": "draining", "in_flight": self.in_flight}
+            await JSONResponse(body, status_code=503)(scope, receive, send)
             return
         p = HttpProblem(
             503,

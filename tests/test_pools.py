@@ -202,9 +202,10 @@ def test_cancel_interrupts_python_code_and_keeps_the_worker(refs, tmp_path: Path
         assert fn("pid") == pid
 
 
-def test_cancelling_an_acall_task_interrupts_its_call(refs, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)  # pipe: the call is awaited on the loop itself
+def test_cancelling_an_acall_task_interrupts_its_call(refs, tmp_path: Path, transport) -> None:
     started = tmp_path / "started"
-    with _load(refs["work"], workers=1, cancel_grace=5.0) as fn:
+    with _load(refs["work"], transport, workers=1, cancel_grace=5.0) as fn:
         pid = fn.worker_pid
 
         async def scenario() -> int:
