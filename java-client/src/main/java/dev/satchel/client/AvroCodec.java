@@ -180,6 +180,30 @@ public final class AvroCodec {
         }
     }
 
+    /**
+     * The plain Java value of a result in JSON form (a REST job document's {@code result}): the
+     * same value {@link #decodeResponse} gives for its Avro bytes. The JSON form carries no
+     * fingerprint.
+     *
+     * @throws SatchelException kind {@code malformed-result} if {@code json} is not a value of the
+     *     response schema (naming the path inside it)
+     */
+    Object decodeJsonResponse(com.fasterxml.jackson.databind.JsonNode json) {
+        try {
+            return JsonForm.fromJson(response, json, "$");
+        } catch (AvroValues.Mismatch e) {
+            throw new SatchelException(
+                    "malformed-result",
+                    function.name(),
+                    function.name()
+                            + ": the JSON result does not fit the response schema "
+                            + responseFingerprint()
+                            + ": "
+                            + e.getMessage(),
+                    e);
+        }
+    }
+
     /** CRC-64-AVRO of the schema's Parsing Canonical Form, as 16 lowercase hex digits. */
     public static String fingerprint(Schema schema) {
         return Fingerprint.toHex(Fingerprint.crc64Avro(SchemaNormalization.toParsingForm(schema)));

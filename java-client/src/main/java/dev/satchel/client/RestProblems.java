@@ -45,6 +45,37 @@ final class RestProblems {
                 kind, function, message, parameter, retryAfter, remoteType, null);
     }
 
+    /**
+     * The failure of a job: the {@code error} member of a REST job document (the problem document
+     * {@code :invoke} would have answered, with its {@code kind}).
+     */
+    static SatchelException fromJobError(JsonNode error, String jobId, String function) {
+        String kind = text(error, "kind");
+        if (kind == null) {
+            kind = kindOf(text(error, "type"));
+        }
+        if (kind == null) {
+            JsonNode status = error.get("status");
+            kind =
+                    status != null && status.canConvertToInt()
+                            ? kindOf(status.intValue())
+                            : "internal";
+        }
+        String detail = text(error, "detail");
+        if (detail == null) {
+            detail = text(error, "title") != null ? text(error, "title") : kind;
+        }
+        String message = detail.contains(function) ? detail : function + ": " + detail;
+        return SatchelException.of(
+                kind,
+                function,
+                message + " (job " + jobId + ")",
+                text(error, "parameter"),
+                -1,
+                text(error, "remote_type"),
+                null);
+    }
+
     /** "invalid-argument" of "https://satchel.dev/problems/invalid-argument". */
     static String kindOf(String type) {
         if (type == null || type.isEmpty() || type.equals("about:blank")) {

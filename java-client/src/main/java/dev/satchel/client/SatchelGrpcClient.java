@@ -190,35 +190,7 @@ public final class SatchelGrpcClient implements AutoCloseable {
      * return it; a {@link CallTimeoutException} if it is still running after {@code timeout}.
      */
     public Job awaitJob(String id, Duration timeout) {
-        long end = System.nanoTime() + timeout.toNanos();
-        long pauseMillis = 10;
-        while (true) {
-            Job job = getJob(id);
-            if (job.isDone()) {
-                return job;
-            }
-            if (System.nanoTime() - end >= 0) {
-                throw new CallTimeoutException(
-                        job.function(),
-                        "job "
-                                + id
-                                + " of "
-                                + job.function()
-                                + " is still "
-                                + job.state()
-                                + " after "
-                                + timeout,
-                        null);
-            }
-            try {
-                Thread.sleep(pauseMillis);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new SatchelException(
-                        "cancelled", job.function(), "interrupted while waiting for job " + id, e);
-            }
-            pauseMillis = Math.min(pauseMillis * 2, 500);
-        }
+        return JobWaiting.await(id, timeout, this::getJob);
     }
 
     @Override

@@ -20,16 +20,20 @@ import java.util.concurrent.ConcurrentHashMap;
  * the same {@link AvroCodec} as {@link SatchelGrpcClient}. The REST face publishes no Avro schemas,
  * so the caller hands each function's {@link FunctionDescription}: from {@link
  * SatchelGrpcClient#describe}, or {@link FunctionDescription#of} with the schemas of the bundle.
- * Thread-safe (java.net.http).
+ * Async jobs ({@code POST /v1/functions/NAME/jobs}, {@code GET} and {@code DELETE /v1/jobs/ID})
+ * have the gRPC client's methods and {@link Job}s: {@link #submit}, {@link #getJob}, {@link
+ * #awaitJob}, {@link #cancel}. Thread-safe (java.net.http).
  *
  * <pre>{@code
  * var rest = new SatchelRestClient(URI.create("http://localhost:8000"));
  * rest.register(FunctionDescription.of("add", requestSchemaJson, "\"double\""));
  * Object sum = rest.invoke("add", Map.of("a", 1.5, "b", 2.0));   // 3.5
+ * Job job = rest.awaitJob(rest.submit("add", Map.of("a", 1, "b", 2)).id(), Duration.ofMinutes(1));
  * }</pre>
  */
 public final class SatchelRestClient {
     static final String AVRO = "application/avro";
+    static final String JSON = "application/json";
     static final String FINGERPRINT = "X-Satchel-Fingerprint";
     static final String TIMEOUT = "X-Satchel-Timeout";
 
@@ -38,6 +42,12 @@ public final class SatchelRestClient {
      * itself, after stopping the call (a worker stuck in C code gets 2 s to stop, then is killed).
      */
     static final Duration DEADLINE_MARGIN = Duration.ofSeconds(10);
+
+    /**
+     * How long a job request (submit, status, cancel) may take: each answers at once, but a cancel
+     * waits for the call to stop in its worker (a worker stuck in C code gets 2 s, then is killed).
+     */
+    static final Duration JOB_REQUEST_TIMEOUT = Duration.ofSeconds(30);
 
     private final HttpClient http;
     private final URI base;
@@ -115,18 +125,11 @@ public final class SatchelRestClient {
         String name = codec.function().name();
         byte[] body = codec.encodeRequest(arguments);
         HttpRequest.Builder request =
-                HttpRequest.newBuilder(invokeUri(name))
+                request(invokeUri(name))
                         .POST(HttpRequest.BodyPublishers.ofByteArray(body))
-                        // no cleartext HTTP/2 upgrade (h2c): the server speaks HTTP/1.1, and an
-                        // upgrade request
-                        // with a body loses the body there
-                        .version(HttpClient.Version.HTTP_1_1)
                         .header("Content-Type", AVRO)
                         .header("Accept", AVRO)
                         .header(FINGERPRINT, codec.requestFingerprint());
-        if (token != null) {
-            request.header("Authorization", "Bearer " + token);
-        }
         if (deadline != null) {
             if (deadline.isNegative() || deadline.isZero()) {
                 throw new IllegalArgumentException("deadline must be positive, got " + deadline);
@@ -149,22 +152,151 @@ public final class SatchelRestClient {
                 response.body(), response.headers().firstValue(FINGERPRINT).orElse(""));
     }
 
+    /**
+     * Start a long-running call of the registered function {@code name} ({@code POST
+     * /v1/functions/NAME/jobs}, an Avro body); returns at once with the job (QUEUED or RUNNING).
+     *
+     * @throws InvalidArgumentException naming the parameter (nothing is sent), {@link
+     *     UnknownFunctionException}, {@link OverloadedException} (too many unfinished jobs), ...
+     */
+    public Job submit(String name, Map<String, ?> arguments) {
+        return submit(registered(name).function(), arguments);
+    }
+
+    /**
+     * Start a long-running call of {@code function}; returns at once with the job. Also registers
+     * {@code function}, so that {@link #getJob} can decode the job's result.
+     */
+    public Job submit(FunctionDescription function, Map<String, ?> arguments) {
+        String name = function.name();
+        AvroCodec codec = codecs.get(name);
+        if (codec == null || !codec.function().equals(function)) {
+            codec = AvroCodec.of(function);
+            codecs.put(name, codec);
+        }
+        byte[] body = codec.encodeRequest(arguments);
+        HttpRequest request =
+                request(functionUri(name, "/jobs"))
+                        .POST(HttpRequest.BodyPublishers.ofByteArray(body))
+                        .header("Content-Type", AVRO)
+                        .header("Accept", JSON)
+                        .header(FINGERPRINT, codec.requestFingerprint())
+                        .timeout(JOB_REQUEST_TIMEOUT)
+                        .build();
+        HttpResponse<byte[]> response = send(request, name, null);
+        if (response.statusCode() != 202) {
+            throw RestProblems.from(response, name);
+        }
+        return job(response, "submitting a job of " + name);
+    }
+
+    /**
+     * The job {@code id} ({@code GET /v1/jobs/ID}): its state, and its result or error once
+     * finished. The result is decoded with the registered description of the job's function.
+     *
+     * @throws UnknownJobException naming the id if the server has no such job (or its result
+     *     expired)
+     * @throws IllegalStateException if the job succeeded but its function is not registered
+     */
+    public Job getJob(String id) {
+        HttpRequest request =
+                request(jobUri(id))
+                        .GET()
+                        .header("Accept", JSON)
+                        .timeout(JOB_REQUEST_TIMEOUT)
+                        .build();
+        return jobRequest(request, "job " + id);
+    }
+
+    /**
+     * Cancel the job {@code id} ({@code DELETE /v1/jobs/ID}; its call is interrupted in its
+     * worker); returns it: CANCELLED, or its final state if it had finished.
+     *
+     * @throws UnknownJobException naming the id if the server has no such job
+     */
+    public Job cancel(String id) {
+        HttpRequest request =
+                request(jobUri(id))
+                        .DELETE()
+                        .header("Accept", JSON)
+                        .timeout(JOB_REQUEST_TIMEOUT)
+                        .build();
+        return jobRequest(request, "cancelling job " + id);
+    }
+
+    /**
+     * Poll the job {@code id} until it is done (every 10 ms at first, backing off to 500 ms) and
+     * return it; a {@link CallTimeoutException} naming the job if it is still running after {@code
+     * timeout} (it keeps running: cancel it, or wait again).
+     */
+    public Job awaitJob(String id, Duration timeout) {
+        return JobWaiting.await(id, timeout, this::getJob);
+    }
+
+    private Job jobRequest(HttpRequest request, String what) {
+        HttpResponse<byte[]> response = send(request, null, null);
+        if (response.statusCode() != 200) {
+            throw RestProblems.from(response, null);
+        }
+        return job(response, what);
+    }
+
+    private Job job(HttpResponse<byte[]> response, String what) {
+        String type = response.headers().firstValue("content-type").orElse("");
+        if (!type.toLowerCase(Locale.ROOT).startsWith(JSON)) {
+            throw new SatchelException(
+                    "malformed-response",
+                    null,
+                    what + ": the server answered " + type + ", not " + JSON);
+        }
+        return RestJobDocuments.parse(response.body(), what, codecs::get);
+    }
+
+    /** A request to {@code uri} over HTTP/1.1, with the token if there is one (no timeout). */
+    private HttpRequest.Builder request(URI uri) {
+        HttpRequest.Builder request =
+                HttpRequest.newBuilder(uri)
+                        // no cleartext HTTP/2 upgrade (h2c): the server speaks HTTP/1.1, and an
+                        // upgrade request with a body loses the body there
+                        .version(HttpClient.Version.HTTP_1_1);
+        if (token != null) {
+            request.header("Authorization", "Bearer " + token);
+        }
+        return request;
+    }
+
+    /**
+     * Send {@code request} about {@code name} (null: a job); {@code deadline} is the call's, or
+     * null when the request has only the client's own timeout.
+     */
     private HttpResponse<byte[]> send(HttpRequest request, String name, Duration deadline) {
+        String subject = name != null ? name : request.method() + " " + request.uri().getPath();
         try {
             return http.send(request, HttpResponse.BodyHandlers.ofByteArray());
         } catch (HttpTimeoutException e) {
-            throw new CallTimeoutException(
-                    name, name + ": no answer within the deadline " + deadline, e);
+            if (deadline != null) {
+                throw new CallTimeoutException(
+                        name, subject + ": no answer within the deadline " + deadline, e);
+            }
+            throw new SatchelException(
+                    SatchelException.UNAVAILABLE,
+                    name,
+                    subject
+                            + ": "
+                            + base
+                            + " did not answer within "
+                            + request.timeout().orElse(null),
+                    e);
         } catch (IOException e) {
             throw new SatchelException(
                     SatchelException.UNAVAILABLE,
                     name,
-                    name + ": cannot reach " + base + ": " + e,
+                    subject + ": cannot reach " + base + ": " + e,
                     e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new SatchelException(
-                    "cancelled", name, name + ": interrupted while waiting for the call", e);
+                    "cancelled", name, subject + ": interrupted while waiting for the answer", e);
         }
     }
 
@@ -181,9 +313,21 @@ public final class SatchelRestClient {
     }
 
     private URI invokeUri(String name) {
-        return base.resolve(
-                "v1/functions/"
-                        + URLEncoder.encode(name, StandardCharsets.UTF_8).replace("+", "%20")
-                        + ":invoke");
+        return functionUri(name, ":invoke");
+    }
+
+    private URI functionUri(String name, String suffix) {
+        return base.resolve("v1/functions/" + pathSegment(name) + suffix);
+    }
+
+    private URI jobUri(String id) {
+        if (id == null || id.isEmpty()) {
+            throw new IllegalArgumentException("job id: expected a non-empty string, got " + id);
+        }
+        return base.resolve("v1/jobs/" + pathSegment(id));
+    }
+
+    private static String pathSegment(String text) {
+        return URLEncoder.encode(text, StandardCharsets.UTF_8).replace("+", "%20");
     }
 }

@@ -19,11 +19,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * A real Satchel server for the integration tests: functions of the repository's
- * tests/functions/textutil.py exported to a fresh store, then {@code python -m satchel serve REF...
- * --port P --grpc-port G} on free loopback ports. The interpreter is $SATCHEL_PYTHON, else the
- * repository's .venv/bin/python. Environments are cached in $SATCHEL_HOME (default: the pytest
- * suite's shared test home).
+ * A real Satchel server for the integration tests: functions of the repository's tests/functions/
+ * (textutil.py, or MODULE.NAME for another module) exported to a fresh store, then {@code python -m
+ * satchel serve REF... --port P --grpc-port G} on free loopback ports. The interpreter is
+ * $SATCHEL_PYTHON, else the repository's .venv/bin/python. Environments are cached in $SATCHEL_HOME
+ * (default: the pytest suite's shared test home).
  */
 final class SatchelServer implements AutoCloseable {
     static final String HOST = "127.0.0.1";
@@ -32,11 +32,12 @@ final class SatchelServer implements AutoCloseable {
     private static final String EXPORT =
             String.join(
                     "\n",
-                    "import sys",
-                    "from tests.functions import textutil",
-                    "for name in sys.argv[2:]:",
-                    "    print(getattr(textutil, name).export(name=name, store=sys.argv[1]),"
-                        + " flush=True)");
+                    "import importlib, sys",
+                    "for spec in sys.argv[2:]:",
+                    "    module, _, name = spec.rpartition('.')",
+                    "    fn = getattr(importlib.import_module('tests.functions.' + (module or"
+                            + " 'textutil')), name)",
+                    "    print(fn.export(name=name, store=sys.argv[1]), flush=True)");
 
     final int restPort;
     final int grpcPort;
@@ -53,8 +54,9 @@ final class SatchelServer implements AutoCloseable {
     }
 
     /**
-     * Export {@code functions} (names in textutil.py) and serve them, requiring {@code token}
-     * (unless null) on every call; returns once /healthz answers.
+     * Export {@code functions} (names in textutil.py, or {@code MODULE.NAME} of another module of
+     * tests/functions/) and serve them, requiring {@code token} (unless null) on every call;
+     * returns once /healthz answers.
      */
     static SatchelServer start(String token, String... functions)
             throws IOException, InterruptedException {
