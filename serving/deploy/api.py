@@ -123,9 +123,15 @@ def _timeout_message(registry: reg.Registry, name: str, seq: int, wait: float) -
             f"deployment {name!r} in {registry.store.url} (start one with `satchel serve --deployment "
             f"{name}`); the candidate stays recorded and a server started later will audit it"
         )
+    if claim.running() is False:
+        return (
+            f"no outcome for deployment #{seq} of {name!r} after {wait:g}s: {claim.by} took it at "
+            f"{reg.short_time(claim.at)} and is no longer running; a server watching {name!r} takes it over"
+        )
     return (
-        f"no outcome for deployment #{seq} of {name!r} after {wait:g}s: {claim.get('by')} took it at "
-        f"{claim.get('at')} and is still loading or auditing it"
+        f"no outcome for deployment #{seq} of {name!r} after {wait:g}s: {claim.by} took it at "
+        f"{reg.short_time(claim.at)} and is still loading or auditing it (heartbeat "
+        f"{reg.short_time(claim.renewed)})"
     )
 
 

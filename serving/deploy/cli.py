@@ -53,9 +53,10 @@ def ls_command(store: str | None) -> None:
     from .api import deployments
     from .registry import Registry, short_ref
 
+    registry = Registry(store)
     states = deployments(store)
     if not states:
-        click.echo(f"no deployments in {Registry(store).store.url}")
+        click.echo(f"no deployments in {registry.store.url}")
         return
     table = Table(show_edge=False)
     for column in ("name", "stable", "candidate", "previous", "last event"):
@@ -66,7 +67,9 @@ def ls_command(store: str | None) -> None:
         table.add_row(
             state.name,
             short_ref(state.stable),
-            f"{short_ref(candidate.ref)} (#{candidate.seq})" if candidate else "",
+            f"{short_ref(candidate.ref)} (#{candidate.seq}): {registry.describe_pending(state.name, candidate)}"
+            if candidate
+            else "",
             short_ref(state.previous),
             last.describe(limit=100) if last else "",
         )
@@ -100,8 +103,8 @@ def rollback_command(name: str, store: str | None) -> None:
 @click.argument("name")
 @click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
 def history_command(name: str, store: str | None) -> None:
-    """Every event of a deployment, oldest first."""
-    from .registry import Registry
+    """Every event of a deployment, oldest first; then each undecided deployment: who audits it since when."""
+    from .registry import Registry, short_ref
 
     registry = Registry(store)
     events = registry.events(name)
@@ -109,3 +112,6 @@ def history_command(name: str, store: str | None) -> None:
         click.echo(f"no deployment named {name!r} in {registry.store.url}")
     for event in events:
         click.echo(f"#{event.seq:<4} {event.describe()}")
+    for candidate in registry.state(name).pending():
+        status = registry.describe_pending(name, candidate)
+        click.echo(f"#{candidate.seq:<4} candidate {short_ref(candidate.ref)}: {status}")
