@@ -38,6 +38,13 @@ import click
     help="With --backend ray: the Ray cluster (default: $RAY_ADDRESS or a local Ray).",
 )
 @click.option(
+    "--replica-cpus",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --backend ray: CPUs Ray reserves per function replica (default 1: its worker runs one call "
+    "at a time); a fraction packs more replicas on a node.",
+)
+@click.option(
     "--deployment",
     "deployments",
     multiple=True,
@@ -93,6 +100,7 @@ def serve_command(
     debug,
     backend,
     ray_address,
+    replica_cpus,
     deployments,
     store,
     poll_interval,
@@ -110,6 +118,8 @@ def serve_command(
         raise click.UsageError("give at least one REF to serve, or --deployment NAME")
     if not poll_interval > 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--poll-interval")
+    if replica_cpus is not None and backend != "ray":
+        raise click.BadParameter("applies to --backend ray only", param_hint="--replica-cpus")
 
     try:
         parse_workers(workers)
@@ -155,4 +165,5 @@ def serve_command(
         max_body_bytes=max_body_bytes,
         drain_timeout=drain_timeout,
         grpc_port=grpc_port,
+        replica_cpus=replica_cpus,
     )

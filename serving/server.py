@@ -95,6 +95,7 @@ def serve(
     max_body_bytes: int | str = 64 * 1024 * 1024,
     drain_timeout: float = 30.0,
     grpc_port: int | None = None,
+    replica_cpus: float | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Host `refs` over REST until interrupted (Ctrl-C drains in-flight requests, then stops the workers).
@@ -102,11 +103,14 @@ def serve(
     Request bodies over `max_body_bytes` (bytes, or "32MB", "64MiB") get 413. On SIGTERM / Ctrl-C the server
     drains (drain.py): /readyz and new requests answer 503 while in-flight ones finish, for at most
     `drain_timeout` seconds. Traces export as $SATCHEL_TRACE_EXPORTER / $OTEL_TRACES_EXPORTER say (tracing.py).
-    `grpc_port` (0: any free port, logged): also serve gRPC (serving/grpc/) on `host`, same process."""
+    `grpc_port` (0: any free port, logged): also serve gRPC (serving/grpc/) on `host`, same process.
+    `replica_cpus` (cluster backends): CPUs reserved per function replica (None: the backend's default)."""
     if deployments and backend != "local":
         raise ValueError(f"deployments are watched by the local backend only, not backend={backend!r}")
     if grpc_port is not None and backend != "local":
         raise ValueError(f"gRPC is served by the local backend only, not backend={backend!r}")
+    if replica_cpus is not None and backend == "local":
+        raise ValueError("replica_cpus applies to a cluster backend (backend='ray'), not backend='local'")
     if backend != "local":
         from .backends import ServeOptions, get_backend
         from .rest.limits import parse_size
@@ -123,6 +127,7 @@ def serve(
             scale_down_after=scale_down_after,
             job_ttl=job_ttl,
             max_body_bytes=parse_size(max_body_bytes),
+            **({} if replica_cpus is None else {"replica_cpus": replica_cpus}),
         )
         _serve_on(get_backend(backend), refs, options)
         return

@@ -27,6 +27,9 @@ class ServeOptions:
     job_ttl: float = 3600.0
     #: largest request body in bytes (None: the gateway's default)
     max_body_bytes: int | None = None
+    #: CPUs a cluster backend reserves per function replica: its one worker runs one call at a time, so
+    #: one CPU; a fraction packs more replicas on a node (functions that wait more than they compute)
+    replica_cpus: float = 1.0
 
 
 class Backend(ABC):

@@ -3,10 +3,13 @@ is not enough.
 
 One deployment per function, whose replicas each hold a loaded proxy (`satchel.load(ref)`, one worker)
 and call it; Ray Serve autoscales the replicas between `--workers MIN:MAX` on ongoing requests (MIN 0:
-the first request pays the cold start). One ingress deployment runs the gateway of the local backend
-(`create_app`: the same routes, JSON and Avro forms, errors, OpenAPI, probes, jobs, auth) over stand-ins
-of the functions whose calls go to the function deployments. Ray Serve's HTTP proxy listens on the
-gateway's host and port.
+the first request pays the cold start). Each replica reserves `replica_cpus` of Ray's logical CPUs
+(default 1, as its worker runs one call at a time; `--replica-cpus 0.25` packs four on a core, for
+functions that mostly wait): MAX replicas need MAX x replica_cpus free CPUs, the rest stay pending until
+a node frees up or joins. One ingress deployment runs the gateway of the local backend (`create_app`:
+the same routes, JSON and Avro forms, errors, OpenAPI, probes, jobs, auth) over stand-ins of the
+functions whose calls go to the function deployments. Ray Serve's HTTP proxy listens on the gateway's
+host and port.
 """
 
 from __future__ import annotations
@@ -165,6 +168,13 @@ def _scaling(workers: tuple[int, int], scale_down_after: float = 60.0) -> dict[s
     }
 
 
+def _replica_cpus(value: object) -> float:
+    """`ServeOptions.replica_cpus`, checked: a number of CPUs >= 0 (0: placed anywhere, reserves none)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"replica_cpus {value!r}: expected a number of CPUs >= 0, like 1 or 0.25")
+    return float(value)
+
+
 class RayBackend(Backend):
     """Serves on the Ray cluster at `options.address` (default: `RAY_ADDRESS`, else a local Ray started
     here and stopped by `stop()`; a Ray this process already joined is used as is)."""
@@ -176,6 +186,7 @@ class RayBackend(Backend):
     def start(self, refs: list[str], options: ServeOptions) -> str:
         from satchel.packager.bundle import read_bundle
 
+        replica_cpus = _replica_cpus(options.replica_cpus)
         functions: dict[str, str] = {}
         for ref in refs:
             name = read_bundle(ref)[0].name
@@ -199,6 +210,7 @@ class RayBackend(Backend):
         for name, ref in functions.items():
             deployment = serve.deployment(FunctionReplica).options(
                 name=deployment_name(name),
+                ray_actor_options={"num_cpus": replica_cpus},
                 max_ongoing_requests=4,
                 max_queued_requests=options.max_pending if options.max_pending is not None else -1,
                 **_scaling(options.function_workers.get(name, options.workers), options.scale_down_after),

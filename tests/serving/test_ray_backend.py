@@ -11,11 +11,15 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from satchel.serving import serve
 from satchel.serving.backends import ServeOptions, get_backend
 from tests.functions import textutil
 from tests.ray_session import ray_session  # noqa: F401 - the shared local Ray
+from tests.serving.ray_resources import reserved_cpus
 from tests.serving.running import free_socket, healthy
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -36,11 +40,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_the_command_line(exported: dict[str, str], ray_session: str) -> None:  # noqa: F811
     """`satchel serve --backend ray --ray-address` from another process, onto the same cluster. First in
-    the module, before `served` puts Serve up there (the cluster has one Serve, which it stops)."""
+    the module, before `served` puts Serve up there (the cluster has one Serve, which it stops).
+    `--replica-cpus 0.5` reaches Ray: the one replica of `add` holds half a CPU."""
     port = _free_port()
+    before = reserved_cpus()
     proc = subprocess.Popen(
         [sys.executable, "-m", "satchel", "serve", exported["add"], "--backend", "ray"]
-        + ["--ray-address", ray_session, "--port", str(port), "--workers", "1:1"],
+        + ["--ray-address", ray_session, "--port", str(port), "--workers", "1:1", "--replica-cpus", "0.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -57,6 +63,7 @@ def test_the_command_line(exported: dict[str, str], ray_session: str) -> None:  
         assert healthy(url)
         response = httpx.post(f"{url}/v1/functions/add:invoke", json={"a": 2, "b": 3}, timeout=30)
         assert response.json() == {"result": 5.0}
+        wait_until(lambda: reserved_cpus() - before == 0.5, timeout=30, what="add's replica holding 0.5 CPU")
     finally:
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=120)[0]
@@ -117,6 +124,23 @@ def test_workers_become_replicas_or_ray_autoscaling() -> None:
 def test_function_workers_must_name_a_served_function(exported: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="function workers given for 'nope', which is not served"):
         get_backend("ray").start([exported["add"]], ServeOptions(function_workers={"nope": (1, 1)}))
+
+
+@pytest.mark.parametrize("bad", [-1, "half", True])
+def test_replica_cpus_must_be_a_number_of_cpus(exported: dict[str, str], bad: object) -> None:
+    with pytest.raises(ValueError, match=r"replica_cpus .*: expected a number of CPUs >= 0"):
+        get_backend("ray").start([exported["add"]], ServeOptions(replica_cpus=bad))  # type: ignore[arg-type]
+
+
+def test_replica_cpus_is_refused_by_the_local_backend(exported: dict[str, str]) -> None:
+    from satchel.serving.cli import serve_command
+
+    result = CliRunner().invoke(serve_command, [exported["add"], "--replica-cpus", "0.5"])
+    assert result.exit_code == 2 and "--replica-cpus" in result.output and "--backend ray" in result.output
+    result = CliRunner().invoke(serve_command, [exported["add"], "--backend", "ray", "--replica-cpus", "-1"])
+    assert result.exit_code == 2 and "--replica-cpus" in result.output
+    with pytest.raises(ValueError, match="replica_cpus applies to a cluster backend"):
+        serve([exported["add"]], replica_cpus=0.5)
 
 
 def test_a_missing_ray_is_a_clear_error() -> None:
