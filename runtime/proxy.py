@@ -442,10 +442,12 @@ class LoadedFunction:
         are in flight, and items are taken from `items` only as results are consumed. Results come
         in the order of the items (`ordered=False`: as they complete). A call that fails raises its
         error where its result would have come; the calls after it are then abandoned (queued ones
-        never start, running ones finish). `timeout` applies to each call, as `timeout=` does.
+        never start, running ones finish). `timeout` applies to each call, as `timeout=` does. Each
+        call carries the trace context current when `map` was called, as `fn(...)` would.
         """
         single = len(self._signature.parameters) == 1
         window = 2 * max(self._pool.size, 1)
+        caller = contextvars.copy_context()  # the calls run on the executor's threads, in copies of it
 
         def submit(executor: concurrent.futures.ThreadPoolExecutor, item: Any) -> concurrent.futures.Future:
             if single:
@@ -456,7 +458,7 @@ class LoadedFunction:
                 args, kwargs = (), item
             else:
                 args, kwargs = (item,), {}
-            return executor.submit(self._call, args, dict(kwargs), timeout)
+            return executor.submit(caller.copy().run, self._call, args, dict(kwargs), timeout)
 
         def results() -> Iterator[Any]:
             source = iter(items)

@@ -10,7 +10,10 @@ The caller sends the context of its current OpenTelemetry span (or, in a worker,
 served, so a function calling another Satchel function continues the trace) in the CALL envelope
 (version 2, docs/protocol.md); a call without one travels as version 1 and costs nothing more. The
 worker runs the function with that context current and, when OpenTelemetry is importable in its
-environment, inside a child span of it.
+environment, inside a SERVER span `satchel.worker <function>`, a child of it. That span is recorded
+and exported when the environment also has opentelemetry-sdk and the worker's environment variables
+name an exporter (spans.py: the gateway's knob, SATCHEL_TRACE_EXPORTER; off by default); the provider
+is installed at the first traced call.
 
 Imports only the standard library (it ships in the worker kit); OpenTelemetry is looked up lazily.
 """
@@ -32,6 +35,8 @@ _dispatch: contextvars.ContextVar[Callable[[], Mapping[str, str] | None] | None]
     "satchel_dispatch_hook", default=None
 )
 _UNSET: Any = object()
+TRACER = "satchel.worker"  # the tracer's name, and its spans' prefix
+WORKER_SERVICE = "satchel-worker"  # service.name of the spans a worker exports
 _otel: Any = _UNSET  # (trace module, propagator) once looked up, None if OpenTelemetry is absent
 
 
@@ -79,13 +84,31 @@ def _opentelemetry() -> Any:
             _otel = (trace, TraceContextTextMapPropagator())
         except Exception:  # not installed, or broken: the context is still exposed
             _otel = None
+        else:
+            _install_exporter()
     return _otel
+
+
+def _install_exporter() -> None:
+    """Export this worker's spans as its environment variables say (spans.py), if its environment has
+    opentelemetry-sdk. A setting it cannot follow is reported on stderr (the caller's log) once, and
+    calls go on with the context propagated only."""
+    from satchel.runtime.worker import spans
+
+    try:
+        spans.install(spans.exporter_name(), WORKER_SERVICE, need_sdk=False)
+    except ValueError as exc:
+        print(f"satchel worker: spans are not exported: {exc}", file=sys.stderr, flush=True)
+    except Exception as exc:  # a package missing, or a broken exporter
+        hint = "; add what it needs to the function's Environment(pypi=[...])"
+        print(f"satchel worker: spans are not exported: {exc}{hint}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
 def running(context: Mapping[str, str], name: str) -> Iterator[None]:
-    """Run the body as call `name` carrying `context`: `traceparent()` returns it, and with OpenTelemetry
-    importable a span `name` (a child of the context's span) is current."""
+    """Run the body as a call of function `name` carrying `context`: `traceparent()` returns it, and with
+    OpenTelemetry importable a SERVER span `satchel.worker <name>` (a child of the context's span) is
+    current."""
     token = _current.set(context)
     try:
         otel = _opentelemetry()
@@ -94,8 +117,13 @@ def running(context: Mapping[str, str], name: str) -> Iterator[None]:
         else:
             trace, propagator = otel
             parent = propagator.extract(carrier=dict(context))
-            tracer = trace.get_tracer("satchel.worker")
-            with tracer.start_as_current_span(name, context=parent, kind=trace.SpanKind.SERVER):
+            tracer = trace.get_tracer(TRACER)
+            with tracer.start_as_current_span(
+                f"{TRACER} {name}",
+                context=parent,
+                kind=trace.SpanKind.SERVER,
+                attributes={"satchel.function": name},
+            ):
                 yield
     finally:
         _current.reset(token)

@@ -146,7 +146,9 @@ def test_start_server_span_reads_grpc_metadata(exporter) -> None:
 
 
 def test_configure_tracing_checks_the_exporter_name(monkeypatch) -> None:
-    with pytest.raises(ValueError, match="trace exporter 'jaeger': expected one of console, otlp, none"):
+    with pytest.raises(
+        ValueError, match="trace exporter 'jaeger': expected one of console, otlp, jsonl, none"
+    ):
         configure_tracing("jaeger")
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     assert configure_tracing() == "none"
@@ -194,6 +196,7 @@ def test_the_worker_side_runs_the_call_in_a_child_span(exporter) -> None:
         onward = call_context.outgoing()
     assert call_context.current() == {}
     assert span.parent.span_id == int(PARENT_ID, 16) and span.context.trace_id == int(TRACE_ID, 16)
-    assert span.kind == trace.SpanKind.SERVER and span.name == "seen_traceparent"
+    assert span.kind == trace.SpanKind.SERVER and span.name == "satchel.worker seen_traceparent"
+    assert span.attributes["satchel.function"] == "seen_traceparent"
     assert onward["traceparent"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-01"
     assert onward["tracestate"] == "congo=t61rcWkgMzE"
