@@ -332,8 +332,8 @@ class WorkerPool:
             assert waiter.future is not None
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                if timeout is None:
-                    await asyncio.shield(waiter.future)
+                if timeout is None:  # cancelling this task cancels the future: wake() checks done()
+                    await waiter.future
                 else:
                     await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
                 woken = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable, Mapping
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from .drain import Drain
 from .hosting import Hosting
 from .rest import invoke, openapi, probes
 from .rest import jobs as job_routes
+from .rest.fastlane import GatewayApp, endpoint_app
 from .rest.limits import DEFAULT_MAX_BODY, BodyLimit
 from .tracing import RequestIds, Tracing
 
@@ -46,6 +48,8 @@ def create_app(
     the same event loop and Hosting, at grpc_host:`app.state.grpc_port`; at shutdown it drains for up to
     `grpc_grace` seconds.
     """
+    if token is not None and not token:
+        raise ValueError("an empty token would let anyone in")
     if isinstance(functions, Hosting):
         hosting, owns_hosting = functions, False
     else:
@@ -100,7 +104,7 @@ def create_app(
                 # on a thread: calls awaited on this loop must still get their replies while workers stop
                 await asyncio.to_thread(hosting.close)
 
-    app = FastAPI(title=title, debug=False, lifespan=lifespan, redoc_url=None)
+    app = GatewayApp(title=title, debug=False, lifespan=lifespan, redoc_url=None)
     app.state.hosting = hosting
     app.state.functions = hosted
     app.state.metrics = metrics
@@ -114,12 +118,8 @@ def create_app(
         return documents["doc"]
 
     app.openapi = current_openapi  # type: ignore[method-assign]
-    app.add_route(
-        invoke.PATH,
-        invoke.make_invoke(hosted, metrics, debug=debug),
-        methods=["POST"],
-        include_in_schema=False,
-    )
+    invoke_endpoint = invoke.make_invoke(hosted, metrics, debug=debug)
+    app.add_route(invoke.PATH, invoke_endpoint, methods=["POST"], include_in_schema=False)
     app.add_route(
         job_routes.SUBMIT_PATH, job_routes.make_submit(hosting), methods=["POST"], include_in_schema=False
     )
@@ -132,13 +132,26 @@ def create_app(
     app.add_route("/healthz", probes.healthz, methods=["GET"], include_in_schema=False)
     app.add_route("/readyz", probes.make_readyz(hosted), methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", probes.make_metrics(hosted, metrics), methods=["GET"], include_in_schema=False)
-    if token is not None:
-        if not token:
-            raise ValueError("an empty token would let anyone in")
-        app.add_middleware(BearerAuth, token=token)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # 413 before a large body is read
-    app.add_middleware(Tracing)  # a server span per request, when traced (tracing.py)
     app.state.drain = Drain()  # turned on by DrainingServer when asked to stop (drain.py)
-    app.add_middleware(app.state.drain.middleware)
-    app.add_middleware(RequestIds)  # outermost: 401s carry a request id too
+    per_request = _per_request_middleware(token, max_body_bytes, app.state.drain)
+    for factory in reversed(per_request):  # FastAPI's routes get the same middleware as the fast lane
+        app.add_middleware(factory)
+    lane = endpoint_app(invoke_endpoint)
+    for factory in reversed(per_request):
+        lane = factory(lane)
+    app.fast_lane = lane
     return app
+
+
+def _per_request_middleware(token: str | None, max_body_bytes: int, drain: Drain) -> list:
+    """Satchel's ASGI middleware, outermost first: request ids (so 401s carry one too), drain, tracing
+    (a server span per request, when traced), the body limit (413 before a large body is read), auth."""
+    factories = [
+        RequestIds,
+        drain.middleware,
+        Tracing,
+        functools.partial(BodyLimit, max_bytes=max_body_bytes),
+    ]
+    if token is not None:
+        factories.append(functools.partial(BearerAuth, token=token))
+    return factories

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["Metrics", "FunctionMetrics", "CONTENT_TYPE_LATEST"]
 
 
 class Metrics:
@@ -54,8 +54,16 @@ class Metrics:
             ["function"],
             registry=r,
         )
+        self._functions: dict[str, FunctionMetrics] = {}
         self._restarts_seen: dict[str, tuple[int, int]] = {}  # name -> (id of its function, restarts)
         self._restarts_lock = threading.Lock()
+
+    def of(self, name: str) -> FunctionMetrics:
+        """The per-request metrics of function `name` (label lookups done once, not per request)."""
+        found = self._functions.get(name)
+        if found is None:
+            found = self._functions.setdefault(name, FunctionMetrics(self, name))
+        return found
 
     def observe_pool(self, name: str, fn: Any) -> None:
         """Bring the pool figures of function `name` (a LoadedFunction) up to date."""
@@ -72,3 +80,30 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class FunctionMetrics:
+    """One function's children of the request metrics: in flight, latency, and counts by status or kind."""
+
+    __slots__ = ("in_flight", "latency", "_errors", "_metrics", "_name", "_requests")
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self._metrics, self._name = metrics, name
+        self.in_flight = metrics.in_flight.labels(name)
+        self.latency = metrics.latency.labels(name)
+        self._requests: dict[int, Any] = {}
+        self._errors: dict[str, Any] = {}
+
+    def request(self, status: int) -> None:
+        """Count a request answered with HTTP `status`."""
+        child = self._requests.get(status)
+        if child is None:
+            child = self._requests[status] = self._metrics.requests.labels(self._name, str(status))
+        child.inc()
+
+    def error(self, kind: str) -> None:
+        """Count a failed invocation by its problem kind."""
+        child = self._errors.get(kind)
+        if child is None:
+            child = self._errors[kind] = self._metrics.errors.labels(self._name, kind)
+        child.inc()

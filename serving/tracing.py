@@ -2,12 +2,13 @@
 trace context with OpenTelemetry.
 
 Tracing. A request with a `traceparent` header, or any request once an OpenTelemetry SDK tracer provider
-is installed (`configure_tracing`: SATCHEL_TRACE_EXPORTER or OTEL_TRACES_EXPORTER = console | otlp | none,
-default none; or the embedding application's own), gets a SERVER span (a child of the incoming
-context), and each call in it a `queue <function>` span (waiting for a worker) and a `call <function>`
-CLIENT span (the worker's work), whose context travels in the CALL envelope into the worker
-(runtime/worker/context.py). Without either, nothing is done per request. Every gateway starts its
-spans with `start_server_span(name, carrier)` and wraps calls in `call_spans(function)`.
+is installed (`configure_tracing`: SATCHEL_TRACE_EXPORTER or OTEL_TRACES_EXPORTER = console | otlp |
+jsonl | none, default none; or the embedding application's own), gets a SERVER span (a child of the
+incoming context), and each call in it a `queue <function>` span (waiting for a worker) and a
+`call <function>` CLIENT span (the worker's work), whose context travels in the CALL envelope into the
+worker (runtime/worker/context.py), where a `satchel.worker <function>` span continues it. Without
+either, nothing is done per request. Every gateway starts its spans with `start_server_span(name,
+carrier)` and wraps calls in `call_spans(function)`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from satchel.runtime.worker import spans
 from satchel.runtime.worker.context import dispatching
 
 access_log = logging.getLogger("satchel.serving.access")
@@ -64,19 +66,23 @@ class RequestIds:
             await self.app(scope, receive, send_with_id)
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    json.dumps(
-                        {
-                            "time": time.time(),
-                            "request_id": request_id,
-                            "method": scope.get("method"),
-                            "path": scope.get("path"),
-                            "status": status[0],
-                            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                            "client": (scope.get("client") or [None])[0],
-                        }
-                    )
-                )
+                log_access(scope, request_id, status[0], started)
+
+
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # the C one, when built
+
+
+def log_access(scope, request_id: str, status: int, started: float) -> None:
+    """One JSON line on the access log: time, request id, method, path, status, duration, client."""
+    client = scope.get("client")
+    line = (
+        f'{{"time": {time.time()!r}, "request_id": {_quote(request_id)}, '
+        f'"method": {_quote(scope.get("method") or "")}, "path": {_quote(scope.get("path") or "")}, '
+        f'"status": {status}, "duration_ms": {round((time.perf_counter() - started) * 1000, 3)!r}, '
+        f'"client": {_quote(client[0]) if client else "null"}}}'
+    )
+    # handled directly: a record made without looking up the caller's frame (the line says it all)
+    access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
 
 
 # --- tracing ---------------------------------------------------------------------------------------------
@@ -85,7 +91,7 @@ TRACER = "satchel.serving"
 _TRACEPARENT = b"traceparent"
 _TRACESTATE = b"tracestate"
 _UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-EXPORTERS = ("console", "otlp", "none")
+EXPORTERS = spans.EXPORTERS
 
 
 def _trace() -> Any:
@@ -97,53 +103,34 @@ def _trace() -> Any:
     return trace
 
 
+_TRACE = _trace()
+_NO_SPANS = contextlib.nullcontext()
+
+
+def _traced(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether an HTTP request gets a span: it carries a traceparent, or spans are recorded here."""
+    if _TRACE is None:
+        return False
+    for key, _ in headers:
+        if key == _TRACEPARENT:
+            return True
+    return _recording(_TRACE)
+
+
 def _recording(trace: Any) -> bool:
     """Whether an SDK tracer provider is installed (spans are recorded, not just propagated)."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+    return spans.recording(trace)
 
 
 def configure_tracing(exporter: str | None = None) -> str:
     """Install a tracer provider exporting to `exporter` (default: $SATCHEL_TRACE_EXPORTER, else
-    $OTEL_TRACES_EXPORTER, else "none"); returns the exporter used. Does nothing for "none", or when a
-    provider is installed already (the embedding application's). Needs opentelemetry-sdk (the `trace`
-    extra), and for otlp an OTLP exporter package (endpoint from the standard OTEL_EXPORTER_OTLP_* vars)."""
-    name = (
-        exporter
-        or os.environ.get("SATCHEL_TRACE_EXPORTER")
-        or os.environ.get("OTEL_TRACES_EXPORTER")
-        or "none"
-    )
-    name = name.strip().lower()
-    if name not in EXPORTERS:
-        raise ValueError(f"trace exporter {name!r}: expected one of {', '.join(EXPORTERS)}")
-    trace = _trace()
-    if name == "none" or trace is None or _recording(trace):
-        return name
-    try:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-    except ImportError:
-        raise RuntimeError(
-            f"trace exporter {name!r} needs opentelemetry-sdk: pip install 'satchel[trace]'"
-        ) from None
-    if name == "console":
-        span_exporter: Any = ConsoleSpanExporter()
-    else:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError:
-            try:
-                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-            except ImportError:
-                raise RuntimeError(
-                    "trace exporter 'otlp' needs an OTLP exporter: pip install opentelemetry-exporter-otlp"
-                ) from None
-        span_exporter = OTLPSpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "satchel"}))
-    provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    trace.set_tracer_provider(provider)
+    $OTEL_TRACES_EXPORTER, else "none": see runtime/worker/spans.py); returns the exporter used. Does
+    nothing for "none", or when a provider is installed already (the embedding application's). Needs
+    opentelemetry-sdk (the `trace` extra), for otlp an OTLP exporter package (endpoint from the standard
+    OTEL_EXPORTER_OTLP_* vars), for jsonl $SATCHEL_TRACE_FILE. Workers read the same variables from the
+    environment they inherit, and export their own spans when their environment has the SDK."""
+    name = spans.exporter_name(exporter)
+    spans.install(name, "satchel")
     return name
 
 
@@ -184,15 +171,18 @@ def start_server_span(
         yield span
 
 
-@contextlib.contextmanager
-def call_spans(function: str) -> Iterator[None]:
+def call_spans(function: str) -> contextlib.AbstractContextManager[None]:
     """Spans around one call of `function` made in the body: `queue <function>` until the call has a
     worker, then `call <function>` (CLIENT), whose context the worker receives. Nothing without a
     current span."""
-    trace = _trace()
+    trace = _TRACE
     if trace is None or not trace.get_current_span().get_span_context().is_valid:
-        yield
-        return
+        return _NO_SPANS
+    return _call_spans(trace, function)
+
+
+@contextlib.contextmanager
+def _call_spans(trace: Any, function: str) -> Iterator[None]:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     tracer = trace.get_tracer(TRACER)
@@ -232,6 +222,8 @@ class Tracing:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = scope["headers"]
+        if not _traced(headers):  # the common case: nothing to do per request
+            return await self.app(scope, receive, send)
         if scope["path"] in _UNTRACED_PATHS and not any(k == _TRACEPARENT for k, _ in headers):
             return await self.app(scope, receive, send)
         method = scope.get("method", "GET")

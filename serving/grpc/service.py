@@ -58,7 +58,8 @@ class FunctionsService(pb_grpc.FunctionsServicer):
         if self.drain is not None and self.drain.draining:
             return await self._fail(context, _draining(), name, request_id)
         started = time.perf_counter()
-        metrics.in_flight.labels(name).inc()
+        counted = metrics.of(name)
+        counted.in_flight.inc()
         if self.drain is not None:
             self.drain.in_flight += 1  # one event loop (the app's): no lock needed
         code = grpc.StatusCode.OK
@@ -88,9 +89,9 @@ class FunctionsService(pb_grpc.FunctionsServicer):
         finally:
             if self.drain is not None:
                 self.drain.in_flight -= 1
-            metrics.in_flight.labels(name).dec()
+            counted.in_flight.dec()
             metrics.grpc_requests.labels(name, code.name).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - started)
+            counted.latency.observe(time.perf_counter() - started)
 
     async def Submit(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.Job:
         request_id = await _request_id(context)
@@ -164,7 +165,7 @@ class FunctionsService(pb_grpc.FunctionsServicer):
         count: bool = True,
     ) -> Any:
         if count and function:
-            self.hosting.metrics.errors.labels(function, error.kind).inc()
+            self.hosting.metrics.of(function).error(error.kind)
         await context.abort(error.code, error.message, trailing_metadata=error.metadata())
 
     def _job(self, job: Job) -> pb.Job:

@@ -33,26 +33,27 @@ def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug
             return problem_response(unknown_function(name, functions), request_id)
         started = time.perf_counter()
         cold = not getattr(hosted.fn, "warm", True)  # no worker runs: this call starts one
-        metrics.in_flight.labels(name).inc()
+        counted = metrics.of(name)
+        counted.in_flight.inc()
         status = 500
         try:
             try:
                 response = await _invoke(hosted, request)
             except HttpProblem as p:
                 response = problem_response(p, request_id)
-                metrics.errors.labels(name, p.kind).inc()
+                counted.error(p.kind)
             except Exception as exc:
                 p = from_call_error(exc, name, debug=debug, request_id=request_id)
                 response = problem_response(p, request_id)
-                metrics.errors.labels(name, p.kind).inc()
+                counted.error(p.kind)
             if cold:
                 response.headers[COLD_START_HEADER] = str(round((time.perf_counter() - started) * 1000))
             status = response.status_code
             return response
         finally:
-            metrics.in_flight.labels(name).dec()
-            metrics.requests.labels(name, str(status)).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - started)
+            counted.in_flight.dec()
+            counted.request(status)
+            counted.latency.observe(time.perf_counter() - started)
 
     return invoke
 

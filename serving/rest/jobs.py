@@ -34,11 +34,11 @@ def make_submit(hosting: Hosting):
             args, kwargs = await call_arguments(hosted, request)
             job = await hosting.jobs.submit(hosted, args, kwargs, request_id=request_id)
         except HttpProblem as p:
-            hosting.metrics.errors.labels(name, p.kind).inc()
+            hosting.metrics.of(name).error(p.kind)
             return problem_response(p, request_id)
         except Exception as exc:
             p = from_call_error(exc, name, debug=hosting.debug, request_id=request_id)
-            hosting.metrics.errors.labels(name, p.kind).inc()
+            hosting.metrics.of(name).error(p.kind)
             return problem_response(p, request_id)
         return _job_response(job, hosting, status=202, headers={"Location": JOB_PATH.format(id=job.id)})
 

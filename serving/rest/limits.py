@@ -85,10 +85,11 @@ class BodyLimit:
                 try:
                     announced = int(value)
                 except ValueError:
-                    announced = 0  # the server itself refuses a malformed length
+                    break  # the server itself refuses a malformed length; count what comes
                 if announced > limit:
                     return await self._refuse(scope, receive, send)
-                break
+                # the HTTP server delivers no more than the announced length: nothing to count
+                return await self.app(scope, receive, send)
         received = 0
         started = False
 
