@@ -41,6 +41,7 @@ memoryview slice of the message (no copy). Both are hand-rolled zig-zag varints 
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import platform
 from collections.abc import Mapping
@@ -206,6 +207,8 @@ def encode_header(
         version = 2 if context else 1
     elif version == 1 and context:
         raise ValueError("a version 1 envelope cannot carry a context")
+    elif version not in (1, 2):
+        raise ValueError(f"envelope version {version}: this Satchel writes versions 1 and 2")
     kind = int(kind)
     if not 0 <= kind < len(_KINDS):
         raise ValueError(f"unknown message kind {kind}")
@@ -214,14 +217,25 @@ def encode_header(
     if not _LONG_MIN <= fingerprint <= _ULONG_MAX:
         raise ValueError(f"fingerprint {fingerprint} is not a 64-bit value")
     out = bytearray()
-    _put_long(out, version, "version")
+    out.append(version << 1)  # 1 or 2 (anything else is refused when read): one byte
     out.append(kind << 1)  # zig-zag of a small non-negative int: one byte
     _put_long(out, call_id, "call_id")
-    _put_long(out, to_signed64(fingerprint) if fingerprint >= 0 else fingerprint, "fingerprint")
-    _put_long(out, deadline_ms, "deadline_ms")
+    out += _fingerprint_bytes(fingerprint)
+    if deadline_ms == 0:
+        out.append(0)
+    else:
+        _put_long(out, deadline_ms, "deadline_ms")
     if version >= 2:
         _put_context(out, context or {})
     _put_long(out, payload_len, "payload length")
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint_bytes(fingerprint: int) -> bytes:
+    """The varint of a fingerprint (a schema's: the same few, message after message)."""
+    out = bytearray()
+    _put_long(out, to_signed64(fingerprint) if fingerprint >= 0 else fingerprint, "fingerprint")
     return bytes(out)
 
 
@@ -288,21 +302,38 @@ def _get_long(head: bytes, pos: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), pos
 
 
+def _get_longs(head: bytes, pos: int, count: int) -> tuple[list[int], int]:
+    """`count` varints from `pos` (`_get_long` in one loop: the header's fields, read at once)."""
+    values = []
+    try:
+        for _ in range(count):
+            n = shift = 0
+            while True:
+                byte = head[pos]
+                pos += 1
+                n |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 63:
+                    raise ProtocolError("malformed envelope: a varint longer than 10 bytes")
+            values.append((n >> 1) ^ -(n & 1))
+    except IndexError:
+        raise ProtocolError("truncated envelope") from None
+    return values, pos
+
+
 def decode(message: bytes | bytearray | memoryview) -> Envelope:
     """The Envelope in `message` (the whole of it); the payload is a memoryview slice, not a copy."""
     view = memoryview(message)
     if view.ndim != 1 or view.format != "B":
         view = view.cast("B")
     head = bytes(view[:64])  # 6 varints of at most 10 bytes each
-    version, pos = _get_long(head, 0)
+    (version, kind, call_id, fingerprint, deadline_ms), pos = _get_longs(head, 0, 5)
     if version != 1 and version != 2:
         raise ProtocolError(f"envelope version {version}, this Satchel reads versions 1 and 2")
-    kind, pos = _get_long(head, pos)
     if not 0 <= kind < len(_KINDS):
         raise ProtocolError(f"unknown message kind {kind}")
-    call_id, pos = _get_long(head, pos)
-    fingerprint, pos = _get_long(head, pos)
-    deadline_ms, pos = _get_long(head, pos)
     context: Mapping[str, str] = _NO_CONTEXT
     if version == 2:
         context, pos = _get_context(view, pos)

@@ -16,7 +16,7 @@ from .drain import Drain
 from .hosting import Hosting
 from .rest import invoke, openapi, probes
 from .rest import jobs as job_routes
-from .rest.fastlane import GatewayApp, endpoint_app
+from .rest.fastlane import GatewayApp
 from .rest.limits import DEFAULT_MAX_BODY, BodyLimit
 from .tracing import RequestIds, Tracing
 
@@ -118,8 +118,8 @@ def create_app(
         return documents["doc"]
 
     app.openapi = current_openapi  # type: ignore[method-assign]
-    invoke_endpoint = invoke.make_invoke(hosted, metrics, debug=debug)
-    app.add_route(invoke.PATH, invoke_endpoint, methods=["POST"], include_in_schema=False)
+    invoke_app = invoke.Invoke(hosted, metrics, debug=debug)  # an ASGI app: FastAPI's route and the fast lane
+    app.add_route(invoke.PATH, invoke_app, methods=["POST"], include_in_schema=False)
     app.add_route(
         job_routes.SUBMIT_PATH, job_routes.make_submit(hosting), methods=["POST"], include_in_schema=False
     )
@@ -136,7 +136,7 @@ def create_app(
     per_request = _per_request_middleware(token, max_body_bytes, app.state.drain)
     for factory in reversed(per_request):  # FastAPI's routes get the same middleware as the fast lane
         app.add_middleware(factory)
-    lane = endpoint_app(invoke_endpoint)
+    lane = invoke_app
     for factory in reversed(per_request):
         lane = factory(lane)
     app.fast_lane = lane

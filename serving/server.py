@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
 
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 from satchel.runtime.proxy import LoadedFunction
+
+from .logs import configure_logging
 
 #: Hosted functions talk to their workers over pipes: the gateways await replies on the event loop itself
 #: (no thread per call), which only a transport with a file descriptor allows. SATCHEL_TRANSPORT overrides.
@@ -55,24 +56,6 @@ def load_all(
             fn.close()
         raise
     return loaded
-
-
-def configure_logging(debug: bool = False) -> None:
-    """Access and error logs as lines on stderr (access lines are JSON documents)."""
-    for name in (
-        "satchel.serving.access",
-        "satchel.serving.errors",
-        "satchel.serving.deployments",
-        "satchel.serving.autoscale",
-        "satchel.serving.grpc",
-    ):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG if debug else logging.INFO)
-        logger.propagate = False
 
 
 def serve(

@@ -25,6 +25,8 @@ from typing import Any
 from satchel.runtime.worker import spans
 from satchel.runtime.worker.context import dispatching
 
+from .logs import direct_writer
+
 access_log = logging.getLogger("satchel.serving.access")
 _HEADER = b"x-request-id"
 
@@ -81,8 +83,11 @@ def log_access(scope, request_id: str, status: int, started: float) -> None:
         f'"status": {status}, "duration_ms": {round((time.perf_counter() - started) * 1000, 3)!r}, '
         f'"client": {_quote(client[0]) if client else "null"}}}'
     )
-    # handled directly: a record made without looking up the caller's frame (the line says it all)
-    access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
+    writer = direct_writer(access_log)
+    if writer is not None:  # the server's own handler, and nothing else to tell: no LogRecord needed
+        writer.write_line(line)
+    else:  # a record made without looking up the caller's frame (the line says it all)
+        access_log.handle(access_log.makeRecord(access_log.name, logging.INFO, "", 0, line, (), None))
 
 
 # --- tracing ---------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from satchel.errors import ProtocolError, TransportClosed, TransportTimeout
 _LEN = struct.Struct("<Q")
 _MAX_IOV = 512
 _READ_AHEAD = 1 << 16  # bytes a read takes at once
+_JOIN_PARTS = 4  # a message of at most this many bytes parts and _JOIN_BYTES bytes is sent joined
+_JOIN_BYTES = 16 * 1024
 
 
 class PipeTransport(Transport):
@@ -43,12 +45,22 @@ class PipeTransport(Transport):
         return self._rfd
 
     def send(self, parts: Sequence[bytes | bytearray | memoryview]) -> None:
+        if len(parts) <= _JOIN_PARTS and all(type(p) is bytes for p in parts):  # a small message, mostly
+            body = b"".join(parts)
+            if len(body) <= _JOIN_BYTES:  # joined with its length prefix: one plain write
+                self._write([memoryview(_LEN.pack(len(body)) + body)])
+                return
         views = [memoryview(p).cast("B") for p in parts]
         total = sum(v.nbytes for v in views)
-        pending = [memoryview(_LEN.pack(total)), *(v for v in views if v.nbytes)]
+        self._write([memoryview(_LEN.pack(total)), *(v for v in views if v.nbytes)])
+
+    def _write(self, pending: list[memoryview]) -> None:
         try:
             while pending:
-                written = os.writev(self._wfd, pending[:_MAX_IOV])
+                if len(pending) == 1:
+                    written = os.write(self._wfd, pending[0])
+                else:
+                    written = os.writev(self._wfd, pending[:_MAX_IOV])
                 while pending and written >= pending[0].nbytes:
                     written -= pending[0].nbytes
                     pending.pop(0)

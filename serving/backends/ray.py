@@ -137,7 +137,7 @@ class Gateway:
 
     def __serve_build_asgi_app__(self) -> Any:
         from satchel.serving.app import create_app
-        from satchel.serving.server import configure_logging
+        from satchel.serving.logs import configure_logging
 
         options = self._options
         configure_logging(options.debug)

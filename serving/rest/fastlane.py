@@ -8,11 +8,7 @@ is served by FastAPI as usual. Same handler, same answers: only the path to it i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PREFIX = "/v1/functions/"
@@ -28,16 +24,6 @@ def invoked_function(scope: Scope) -> str | None:
         return None
     name = path[len(PREFIX) : -len(SUFFIX)]
     return name if name and "/" not in name else None
-
-
-def endpoint_app(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
-    """A Starlette-style endpoint as a bare ASGI app (it answers every error itself)."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        response = await endpoint(Request(scope, receive))
-        await response(scope, receive, send)
-
-    return app
 
 
 class GatewayApp(FastAPI):

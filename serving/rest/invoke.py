@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from satchel.errors import ArgumentError
 
@@ -20,42 +20,91 @@ AVRO = "application/avro"
 FINGERPRINT_HEADER = "x-satchel-fingerprint"
 TIMEOUT_HEADER = "x-satchel-timeout"
 COLD_START_HEADER = "X-Satchel-Cold-Start"  # milliseconds a call waited for a worker started for it
+COLD_START_HEADER_RAW = COLD_START_HEADER.lower().encode()
 PATH = "/v1/functions/{name}:invoke"
 MAX_TIMEOUT = 1e6  # seconds (11.6 days): a longer X-Satchel-Timeout is refused (400)
 
 
-def make_invoke(functions: dict[str, HostedFunction], metrics: Metrics, *, debug: bool):
-    async def invoke(request: Request) -> Response:
-        name = request.path_params["name"]
-        request_id = request.scope.get("state", {}).get("request_id")
-        hosted = functions.get(name)
+class Invoke:
+    """The ASGI app of `POST /v1/functions/{name}:invoke` (`scope["path_params"]["name"]`): reads the
+    request straight off the ASGI messages and answers with two sends (the fast lane calls it directly)."""
+
+    def __init__(self, functions: dict[str, HostedFunction], metrics: Metrics, *, debug: bool) -> None:
+        self.functions = functions
+        self.metrics = metrics
+        self.debug = debug
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = scope["path_params"]["name"]
+        request_id = scope.get("state", {}).get("request_id")
+        hosted = self.functions.get(name)
         if hosted is None:
-            return problem_response(unknown_function(name, functions), request_id)
+            await problem_response(unknown_function(name, self.functions), request_id)(scope, receive, send)
+            return
         started = time.perf_counter()
         cold = not getattr(hosted.fn, "warm", True)  # no worker runs: this call starts one
-        counted = metrics.of(name)
+        counted = self.metrics.of(name)
         counted.in_flight.inc()
         status = 500
         try:
             try:
-                response = await _invoke(hosted, request)
+                headers = _headers(scope)
+                args, kwargs = call_arguments(hosted, await _body(receive), headers)
+                with call_spans(hosted.name):
+                    result = await hosted.fn.acall(*args, **kwargs)
+                status, response_headers, body = answer(hosted, result, headers.get("accept", ""))
             except HttpProblem as p:
                 response = problem_response(p, request_id)
                 counted.error(p.kind)
             except Exception as exc:
-                p = from_call_error(exc, name, debug=debug, request_id=request_id)
+                p = from_call_error(exc, name, debug=self.debug, request_id=request_id)
                 response = problem_response(p, request_id)
                 counted.error(p.kind)
+            else:
+                response = None
+            if response is not None:
+                status, response_headers, body = response.status_code, response.raw_headers, response.body
             if cold:
-                response.headers[COLD_START_HEADER] = str(round((time.perf_counter() - started) * 1000))
-            status = response.status_code
-            return response
+                elapsed = round((time.perf_counter() - started) * 1000)
+                response_headers = [*response_headers, (COLD_START_HEADER_RAW, str(elapsed).encode())]
+            await send({"type": "http.response.start", "status": status, "headers": response_headers})
+            await send({"type": "http.response.body", "body": body})
         finally:
             counted.in_flight.dec()
             counted.request(status)
             counted.latency.observe(time.perf_counter() - started)
 
-    return invoke
+
+_WANTED = {
+    b"content-type": "content-type",
+    b"accept": "accept",
+    b"x-satchel-timeout": "x-satchel-timeout",
+    b"x-satchel-fingerprint": "x-satchel-fingerprint",
+}
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request headers an invocation reads (the first of each), by lower-case name."""
+    out: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        wanted = _WANTED.get(key)
+        if wanted is not None and wanted not in out:
+            out[wanted] = value.decode("latin-1")
+    return out
+
+
+async def _body(receive: Receive) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpProblem(400, "malformed-body", "Malformed request body", "the client went away")
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
 
 
 def unknown_function(name: str, functions: dict[str, HostedFunction]) -> HttpProblem:
@@ -68,19 +117,12 @@ def unknown_function(name: str, functions: dict[str, HostedFunction]) -> HttpPro
     )
 
 
-async def _invoke(hosted: HostedFunction, request: Request) -> Response:
-    args, kwargs = await call_arguments(hosted, request)
-    with call_spans(hosted.name):
-        result = await hosted.fn.acall(*args, **kwargs)
-    return result_response(hosted, result, request.headers.get("accept", ""))
-
-
-async def call_arguments(hosted: HostedFunction, request: Request) -> tuple[tuple, dict]:
-    """(args, kwargs) for `hosted.fn` from a JSON or Avro body (and the timeout header); HttpProblem."""
-    body = await request.body()
-    content_type = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+def call_arguments(hosted: HostedFunction, body: bytes, headers: Mapping[str, str]) -> tuple[tuple, dict]:
+    """(args, kwargs) for `hosted.fn` from a JSON or Avro body and its request headers (lower-case
+    names: content-type, x-satchel-fingerprint, x-satchel-timeout); HttpProblem."""
+    content_type = headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     if content_type == AVRO:
-        arguments = _avro_arguments(hosted, body, request.headers.get(FINGERPRINT_HEADER))
+        arguments = _avro_arguments(hosted, body, headers.get(FINGERPRINT_HEADER))
     elif content_type in ("application/json", "") or content_type.endswith("+json"):
         try:
             document = json.loads(body) if body else {}
@@ -107,23 +149,28 @@ async def call_arguments(hosted: HostedFunction, request: Request) -> tuple[tupl
             f"send application/json or {AVRO}, not {content_type}",
             function=hosted.name,
         )
-    timeout = _timeout(request.headers.get(TIMEOUT_HEADER))
+    timeout = _timeout(headers.get(TIMEOUT_HEADER))
     args, kwargs = hosted.split(arguments)
     if timeout is not None:
         kwargs["timeout"] = timeout
     return args, kwargs
 
 
-def result_response(hosted: HostedFunction, result: Any, accept: str) -> Response:
-    """The response of a call's result: Avro if `accept` asks for it, else `{"result": ...}`."""
+def answer(hosted: HostedFunction, result: Any, accept: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """(status, raw headers, body) of a call's result: Avro if `accept` asks for it, else `{"result": ...}`."""
     if _wants_avro(accept):
-        return Response(
-            hosted.response_codec.encode(result),
-            media_type=AVRO,
-            headers={"X-Satchel-Fingerprint": hosted.response_fingerprint},
+        body = hosted.response_codec.encode(result)
+        return (
+            200,
+            [
+                (b"content-type", AVRO.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-satchel-fingerprint", hosted.response_fingerprint.encode()),
+            ],
+            body,
         )
-    payload = json.dumps({"result": result_json(hosted, result)}, allow_nan=False)
-    return Response(payload, media_type="application/json")
+    body = json.dumps({"result": result_json(hosted, result)}, allow_nan=False).encode()
+    return 200, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
 
 
 def result_json(hosted: HostedFunction, result: Any) -> Any:

@@ -31,7 +31,7 @@ def make_submit(hosting: Hosting):
         if hosted is None:
             return problem_response(unknown_function(name, hosting.functions), request_id)
         try:
-            args, kwargs = await call_arguments(hosted, request)
+            args, kwargs = call_arguments(hosted, await request.body(), request.headers)
             job = await hosting.jobs.submit(hosted, args, kwargs, request_id=request_id)
         except HttpProblem as p:
             hosting.metrics.of(name).error(p.kind)
