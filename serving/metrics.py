@@ -85,7 +85,7 @@ class Metrics:
 class FunctionMetrics:
     """One function's children of the request metrics: in flight, latency, and counts by status or kind."""
 
-    __slots__ = ("in_flight", "latency", "_errors", "_metrics", "_name", "_requests")
+    __slots__ = ("in_flight", "latency", "_errors", "_grpc", "_metrics", "_name", "_requests")
 
     def __init__(self, metrics: Metrics, name: str) -> None:
         self._metrics, self._name = metrics, name
@@ -93,12 +93,20 @@ class FunctionMetrics:
         self.latency = metrics.latency.labels(name)
         self._requests: dict[int, Any] = {}
         self._errors: dict[str, Any] = {}
+        self._grpc: dict[str, Any] = {}
 
     def request(self, status: int) -> None:
         """Count a request answered with HTTP `status`."""
         child = self._requests.get(status)
         if child is None:
             child = self._requests[status] = self._metrics.requests.labels(self._name, str(status))
+        child.inc()
+
+    def grpc_request(self, code: str) -> None:
+        """Count a gRPC Invoke or Submit ended with status `code` (a grpc.StatusCode name)."""
+        child = self._grpc.get(code)
+        if child is None:
+            child = self._grpc[code] = self._metrics.grpc_requests.labels(self._name, code)
         child.inc()
 
     def error(self, kind: str) -> None:

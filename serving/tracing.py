@@ -151,21 +151,28 @@ def _carrier(headers: Iterable[tuple[Any, Any]]) -> dict[str, str]:
     return out
 
 
-@contextlib.contextmanager
 def start_server_span(
     name: str,
     carrier: Mapping[str, str] | Iterable[tuple[Any, Any]] | None,
     *,
     attributes: Mapping[str, Any] | None = None,
-) -> Iterator[Any]:
+) -> contextlib.AbstractContextManager[Any]:
     """Make a SERVER span `name` current for the body, a child of the W3C context in `carrier` (a mapping,
     HTTP header pairs or gRPC invocation metadata; names are case-insensitive). Yields the span, or None
     when there is nothing to do (no trace context and no SDK installed): then it costs nothing."""
-    trace = _trace()
+    trace = _TRACE
+    if trace is None:
+        return _NO_SPANS
     found = _carrier(carrier.items() if isinstance(carrier, Mapping) else (carrier or ()))
-    if trace is None or not (found or _recording(trace)):
-        yield None
-        return
+    if not (found or _recording(trace)):
+        return _NO_SPANS
+    return _server_span(trace, name, found, attributes)
+
+
+@contextlib.contextmanager
+def _server_span(
+    trace: Any, name: str, found: dict[str, str], attributes: Mapping[str, Any] | None
+) -> Iterator[Any]:
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     parent = TraceContextTextMapPropagator().extract(carrier=found)

@@ -90,7 +90,7 @@ class FunctionsService(pb_grpc.FunctionsServicer):
             if self.drain is not None:
                 self.drain.in_flight -= 1
             counted.in_flight.dec()
-            metrics.grpc_requests.labels(name, code.name).inc()
+            counted.grpc_request(code.name)
             counted.latency.observe(time.perf_counter() - started)
 
     async def Submit(self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext) -> pb.Job:
@@ -109,9 +109,9 @@ class FunctionsService(pb_grpc.FunctionsServicer):
                 job = await self.hosting.jobs.submit(hosted, args, kwargs, request_id=request_id)
         except Exception as exc:
             error = from_exception(exc, name, debug=self.hosting.debug, request_id=request_id)
-            self.hosting.metrics.grpc_requests.labels(name, error.code.name).inc()
+            self.hosting.metrics.of(name).grpc_request(error.code.name)
             return await self._fail(context, error, name, request_id)
-        self.hosting.metrics.grpc_requests.labels(name, grpc.StatusCode.OK.name).inc()
+        self.hosting.metrics.of(name).grpc_request(grpc.StatusCode.OK.name)
         return self._job(job)
 
     # -- jobs ---------------------------------------------------------------------------------------
