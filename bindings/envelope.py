@@ -285,21 +285,8 @@ def encode(
 
 
 def _get_long(head: bytes, pos: int) -> tuple[int, int]:
-    n = 0
-    shift = 0
-    try:
-        while True:
-            byte = head[pos]
-            pos += 1
-            n |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise ProtocolError("malformed envelope: a varint longer than 10 bytes")
-    except IndexError:
-        raise ProtocolError("truncated envelope") from None
-    return (n >> 1) ^ -(n & 1), pos
+    (value,), pos = _get_longs(head, pos, 1)
+    return value, pos
 
 
 def _get_longs(head: bytes, pos: int, count: int) -> tuple[list[int], int]:

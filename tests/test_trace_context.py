@@ -16,9 +16,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 import satchel
 from satchel.runtime.worker import spans
-from tests.conftest import REPO
 from tests.functions import otel_traced, traced
-from tests.serving.running import free_socket, healthy
+from tests.serving.running import ServeProcess
 from tests.waiting import wait_until
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -163,37 +162,16 @@ def test_the_worker_exports_a_span_child_of_the_callers(
     assert span["pid"] != os.getpid()
 
 
-SERVE = "import sys; from satchel.serving.cli import serve_command; serve_command(sys.argv[1:])"
-
-
 @pytest.mark.slow
 def test_one_setting_exports_the_gateways_and_the_workers_spans(otel_ref, tmp_path: Path) -> None:
     """`satchel serve` with SATCHEL_TRACE_EXPORTER=jsonl: the request's spans, from the gateway and from
     the worker, land in one file as one trace, the worker's span a child of the gateway's call span."""
     out = tmp_path / "spans.jsonl"
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # the server binds it again (SO_REUSEADDR)
-    environ = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "SATCHEL_TRACE_EXPORTER": "jsonl",
-        spans.TRACE_FILE: str(out),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(otel_ref), "--port", str(port), "--workers", "1"],
-        cwd=REPO,
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: proc.poll() is not None or healthy(url), timeout=120, what="satchel serve")
-        assert proc.poll() is None, proc.communicate()[1]
+    environ = {"SATCHEL_TRACE_EXPORTER": "jsonl", spans.TRACE_FILE: str(out)}
+    args = [str(otel_ref), "--workers", "1"]
+    with ServeProcess(args, tmp_path / "serve.log", env=environ) as server:
         r = httpx.post(
-            f"{url}/v1/functions/current_span:invoke",
+            f"{server.url}/v1/functions/current_span:invoke",
             json={},
             headers={"traceparent": TRACEPARENT},
             timeout=60,
@@ -205,9 +183,6 @@ def test_one_setting_exports_the_gateways_and_the_workers_spans(otel_ref, tmp_pa
             return {s["name"]: s for s in found} if len(found) >= 4 else None
 
         by_name = wait_until(four_spans, timeout=10, what=f"4 spans of the request in {out}")
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=60)
     request = by_name["POST /v1/functions/current_span:invoke"]
     call = by_name["call current_span"]
     worker = by_name["satchel.worker current_span"]

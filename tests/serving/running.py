@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import httpx
 import uvicorn
 
+from tests.conftest import REPO
 from tests.waiting import wait_until
 
 
@@ -44,3 +49,52 @@ class RunningServer:
         self.server.should_exit = True
         self.thread.join(timeout=30)
         self.sock.close()
+
+
+class ServeProcess:
+    """`satchel serve ARGS --port P` (the CLI) in its own process, healthy on entry; terminated on exit,
+    its stderr in `stderr_path` (`stderr()` reads it; a file, so a chatty server never blocks on a pipe)."""
+
+    _CODE = "import sys; from satchel.cli import main; main(sys.argv[1:])"
+
+    def __init__(self, args: list[str], stderr_path: Path, *, env: dict[str, str] | None = None) -> None:
+        sock = free_socket()
+        self.port = sock.getsockname()[1]
+        sock.close()  # the server binds it again (SO_REUSEADDR)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stderr_path = stderr_path
+        self.args = ["serve", *args, "--port", str(self.port)]
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> ServeProcess:
+        with self.stderr_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", self._CODE, *self.args],
+                cwd=REPO,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        proc = self.proc
+        try:
+            wait_until(
+                lambda: proc.poll() is not None or healthy(self.url), timeout=120, what="satchel serve"
+            )
+            assert proc.poll() is None, self.stderr()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -13,9 +10,7 @@ from click.testing import CliRunner
 
 from satchel.serving.cli import serve_command
 from satchel.serving.server import parse_workers
-from tests.conftest import REPO
-from tests.serving.running import free_socket, healthy
-from tests.waiting import wait_until
+from tests.serving.running import ServeProcess
 
 
 def test_parse_workers() -> None:
@@ -41,34 +36,17 @@ def test_bad_options_are_refused(tmp_path) -> None:
 def test_serve_command_hosts_functions(refs, tmp_path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("tok\n")
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # the server binds it again (SO_REUSEADDR)
-    code = "import sys; from satchel.serving.cli import serve_command; serve_command(sys.argv[1:])"
-    args = [str(refs["add"]), str(refs["describe"]), "--port", str(port), "--workers", "1:2"]
-    args += ["--token-file", str(token_file)]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: proc.poll() is not None or healthy(url), timeout=120, what="satchel serve")
-        assert proc.poll() is None, proc.communicate()[1]
+    args = [str(refs["add"]), str(refs["describe"]), "--workers", "1:2", "--token-file", str(token_file)]
+    with ServeProcess(args, tmp_path / "serve.log") as server:
+        url = server.url
         auth = {"authorization": "Bearer tok", "x-request-id": "cli-1"}
         r = httpx.post(f"{url}/v1/functions/add:invoke", json={"a": 2, "b": 3}, headers=auth)
         assert r.json() == {"result": 5.0}
         assert httpx.post(f"{url}/v1/functions/add:invoke", json={"a": 2, "b": 3}).status_code == 401
         # --workers 1:2 starts MIN (1) worker each; the autoscaler adds the second under load
         assert httpx.get(f"{url}/readyz", headers=auth).json()["workers"] == {"add": 1, "describe": 1}
-    finally:
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=60)
+    stderr = server.stderr()
     assert '"request_id": "cli-1"' in stderr  # the JSON access log
     # uvicorn drains, runs the shutdown (which closes the workers), then re-raises the signal
     assert "Application shutdown complete" in stderr
-    assert proc.returncode in (0, -signal.SIGTERM), stderr
+    assert server.proc.returncode in (0, -signal.SIGTERM), stderr

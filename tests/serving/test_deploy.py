@@ -23,7 +23,7 @@ from satchel.serving.deploy.watcher import watch_deployments
 from satchel.serving.hosting import Hosting
 from tests.conftest import REPO
 from tests.functions import deploy_audits, versions
-from tests.serving.running import RunningServer, free_socket, healthy
+from tests.serving.running import RunningServer, ServeProcess
 from tests.waiting import pid_gone, wait_gone, wait_until
 
 AUDITS = "tests.functions.deploy_audits"
@@ -351,32 +351,15 @@ def test_two_servers_watching_one_name_audit_once_and_both_switch(churn, tmp_pat
 def test_satchel_serve_process_watches_a_deployment(churn, tmp_path) -> None:
     """`satchel serve --deployment` in its own process: it imports the audits itself (from its cwd)."""
     registry = tmp_path.as_uri()
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # the server binds it again (SO_REUSEADDR)
-    code = "import sys; from satchel.cli import main; main(sys.argv[1:])"
-    args = ["serve", "--deployment", "churn", "--store", registry, "--poll-interval", str(POLL)]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "--port", str(port), "--workers", "1"],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: proc.poll() is not None or healthy(url), timeout=120, what="satchel serve")
-        assert proc.poll() is None, proc.communicate()[1]
+    args = ["--deployment", "churn", "--store", registry, "--poll-interval", str(POLL), "--workers", "1"]
+    with ServeProcess(args, tmp_path / "serve.log") as server:
         outcome = deploy(churn[2], "churn", audits=[deploy_audits.not_v3], wait=60, store=registry)
         assert outcome.promoted is True and outcome.reasons == []
-        r = httpx.post(f"{url}/v1/functions/churn:invoke", json={"x": 5}, timeout=60)
+        r = httpx.post(f"{server.url}/v1/functions/churn:invoke", json={"x": 5}, timeout=60)
         assert r.json() == {"result": "v2:5.0"}
         with pytest.raises(DeploymentFailed, match="regression"):
             deploy(churn[3], "churn", audits=[deploy_audits.not_v3], wait=60, store=registry)
-    finally:
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=60)
+    stderr = server.stderr()
     assert "deployment churn: promoted churn:2" in stderr  # the server's log
     assert "churn:3 failed its audits" in stderr
 

@@ -20,9 +20,8 @@ from satchel.serving.deploy import registry as reg
 from satchel.serving.deploy.api import outcome_of
 from satchel.serving.deploy.watcher import watch_deployments
 from satchel.serving.hosting import Hosting
-from tests.conftest import REPO
 from tests.functions import deploy_audits, deploy_gates, versions
-from tests.serving.running import free_socket, healthy
+from tests.serving.running import ServeProcess
 from tests.waiting import wait_until
 
 POLL = 0.05
@@ -237,23 +236,10 @@ def test_work_a_dead_process_left_is_finished(refs, tmp_path) -> None:
 
 
 def start_server(registry: str, log: Path) -> tuple[subprocess.Popen, str]:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # the server binds it again (SO_REUSEADDR)
-    code = "import sys; from satchel.cli import main; main(sys.argv[1:])"
-    args = ["serve", "--deployment", "score", "--store", registry, "--poll-interval", str(POLL)]
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, *args, "--port", str(port), "--workers", "1"],
-            cwd=REPO,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: proc.poll() is not None or healthy(url), timeout=120, what="satchel serve")
-    assert proc.poll() is None, log.read_text()
-    return proc, url
+    args = ["--deployment", "score", "--store", registry, "--poll-interval", str(POLL), "--workers", "1"]
+    server = ServeProcess(args, log).__enter__()  # the test kills or stops it itself
+    assert server.proc is not None
+    return server.proc, server.url
 
 
 @pytest.mark.slow
