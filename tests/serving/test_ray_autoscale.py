@@ -14,7 +14,7 @@ import pytest
 from satchel.serving.backends import ServeOptions, get_backend
 from tests.functions import textutil
 from tests.ray_session import ray_session  # noqa: F401 - the shared local Ray
-from tests.serving.ray_resources import reserved_cpus
+from tests.serving.ray_resources import reserved_cpus, wait_until_idle
 from tests.serving.running import free_socket
 from tests.waiting import wait_until
 
@@ -38,6 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, ray_session: str) -> Iterat
     """`nap` on Ray Serve between 1 and 2 replicas, scaling down after one idle second."""
     store = (tmp_path_factory.mktemp("store") / "s").as_uri()
     ref = str(textutil.nap.export(name="nap", store=store))
+    wait_until_idle()  # CPUs are counted below: nothing of an earlier test may still hold one
     backend = get_backend("ray")
     options = ServeOptions(port=_free_port(), workers=(1, 2), scale_down_after=1.0, replica_cpus=REPLICA_CPUS)
     url = backend.start([ref], options)

@@ -17,7 +17,7 @@ from satchel.serving import serve
 from satchel.serving.backends import ServeOptions, get_backend
 from tests.functions import textutil
 from tests.ray_session import ray_session  # noqa: F401 - the shared local Ray
-from tests.serving.ray_resources import reserved_cpus
+from tests.serving.ray_resources import reserved_cpus, wait_until_idle
 from tests.serving.running import free_socket, healthy
 from tests.waiting import wait_until
 
@@ -43,6 +43,7 @@ def test_the_command_line(exported: dict[str, str], ray_session: str) -> None:  
     the module, before `served` puts Serve up there (the cluster has one Serve, which it stops).
     `--replica-cpus 0.5` reaches Ray: the one replica of `add` holds half a CPU."""
     port = _free_port()
+    wait_until_idle()  # CPUs are counted below: nothing of an earlier test may still hold one
     before = reserved_cpus()
     proc = subprocess.Popen(
         [sys.executable, "-m", "satchel", "serve", exported["add"], "--backend", "ray"]
