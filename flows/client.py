@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from satchel.flows import task as _task
 from satchel.flows.datastore import FlowDatastore
+from satchel.flows.status import FINISHED, run_status
 from satchel.packager.stores import Store
 
 _UNSET: Any = object()
@@ -216,7 +217,8 @@ class Run:
 
     @property
     def status(self) -> str:
-        return self.record.get("status", "unknown")
+        """running, successful, failed, or crashed (its driver died while it ran; see flows/status.py)."""
+        return run_status(self.record)
 
     @property
     def successful(self) -> bool:
@@ -224,7 +226,7 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("successful", "failed")
+        return self.status in FINISHED
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def _kit_sources() -> dict[str, Path]:
     top = Path(satchel.__file__).parent
     files = {
         f"satchel/{name}": top / name
-        for name in ("__init__.py", "_version.py", "errors.py", "config.py", "_kits.py")
+        for name in ("__init__.py", "_version.py", "errors.py", "config.py", "_kits.py", "_holders.py")
     }
     files["satchel/packager/__init__.py"] = Path(satchel.packager.__file__)
     files.update(package_files("satchel/flows", satchel.flows))

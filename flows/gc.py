@@ -1,8 +1,8 @@
 """Garbage collection of flow runs: delete old finished runs, then the artifact blobs no run uses any more.
 
 `gc(keep=5)` keeps each flow's five newest finished runs; `gc(older_than="7d")` deletes finished runs that
-finished over a week ago (both: only runs matching both). Running runs are never deleted, nor the latest
-successful run of a flow. The store's blob area is shared with bundles, so gc only ever deletes a blob
+finished over a week ago (both: only runs matching both). Running runs are never deleted (a crashed one
+is finished: see flows/status.py), nor the latest successful run of a flow. The store's blob area is shared with bundles, so gc only ever deletes a blob
 that a deleted run referenced and that no remaining run and no other document (bundle metadata, ...)
 names.
 
@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from satchel.flows.datastore import JOURNAL
+from satchel.flows.status import FINISHED, run_status
 from satchel.packager.stores import Store, open_store
 
 DEFAULT_GRACE = 300.0
 PENDING_PREFIX = "flows/.gc/pending/"
-FINISHED = ("successful", "failed")
 
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -122,7 +122,7 @@ class _Run:
 
     @property
     def status(self) -> str:
-        return str((self.record or {}).get("status", "unknown"))
+        return run_status(self.record)
 
     @property
     def finished_at(self) -> float:

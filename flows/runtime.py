@@ -35,6 +35,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from satchel import _holders
 from satchel.flows.current import current
 from satchel.flows.datastore import FlowDatastore
 from satchel.flows.decorators import CaughtException
@@ -129,6 +130,7 @@ class FlowRun:
         record = {
             "flow": self.flow_name,
             "status": "running",
+            "driver": _holders.this_process(),  # a reader tells a crashed run by it (flows/status.py)
             "tags": sorted(set(self.tags)),
             "user": self.user,
             "parameters": self.params,

@@ -35,10 +35,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from satchel import _holders as holders
 from satchel.packager.refs import check_name
 from satchel.packager.stores import Store, open_store
-
-from . import holders
 
 PREFIX = "deployments/"
 DEPLOYED = "deployed"

@@ -28,10 +28,13 @@ def fake_run(
     values: dict | None = None,
     *,
     finished: float | None = None,
+    driver: dict | None = None,
 ) -> str:
     """A run recorded the way the runtime records one: run.json, then artifacts (journaled), a task record."""
     when = time.time() if finished is None else finished
     record = {"flow": ds.flow_name, "status": status, "tags": [], "user": current_user(), "started": when}
+    if driver is not None:
+        record["driver"] = driver
     if status != "running":
         record["finished"] = when
     run_id = ds.new_run({**record, "graph": {"start": {}}, "steps": ["start"]})

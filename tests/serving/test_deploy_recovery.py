@@ -14,8 +14,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from satchel import _holders as holders
 from satchel.cli import main as cli
-from satchel.serving.deploy import DeploymentTimeout, deploy, holders, wait_for_outcome
+from satchel.serving.deploy import DeploymentTimeout, deploy, wait_for_outcome
 from satchel.serving.deploy import registry as reg
 from satchel.serving.deploy.api import outcome_of
 from satchel.serving.deploy.watcher import watch_deployments

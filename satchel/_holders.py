@@ -1,8 +1,9 @@
-"""Who holds a claim or made a decision, and whether that process still runs.
+"""Which process holds something recorded in a store (a deployment claim, a flow run's driver), and
+whether that process still runs.
 
 A holder is recorded as a small dict: host name, boot id, pid namespace, pid and the process's start time.
 A process on the same machine (same host name, boot and pid namespace) can tell for sure whether the
-holder still runs; anyone else cannot, and falls back on the claim's lease (see registry.Claim).
+holder still runs; anyone else cannot (deployments then fall back on a claim's lease, serving/deploy/).
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def _machine() -> dict[str, Any]:
 
 def this_process() -> dict[str, Any]:
     """The holder record of this process."""
-    pid = os.getpid()
+    return of_process(os.getpid())
+
+
+def of_process(pid: int) -> dict[str, Any]:
+    """The holder record of process `pid` of this machine."""
     return {**_machine(), "pid": pid, "started": _started(pid)}
 
 
