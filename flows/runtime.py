@@ -36,6 +36,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from satchel import _holders
+from satchel.flows import lifeline
 from satchel.flows.current import current
 from satchel.flows.datastore import FlowDatastore
 from satchel.flows.decorators import CaughtException
@@ -623,6 +624,7 @@ def _import_flow(flow_file: str, module_name: str, qualname: str) -> type:
 def task_main(job_file: str) -> int:
     """One attempt of an `@environment` step's task, in a fresh interpreter of its environment (the
     flows kit's launcher calls this). Exit status."""
+    lifeline.hold_from_environment()  # a local driver's task: die with it
     with open(job_file, "rb") as fh:
         job = pickle.load(fh)
     return run_task_description(job)

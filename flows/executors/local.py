@@ -11,13 +11,15 @@ import subprocess
 import time
 from multiprocessing.connection import wait as wait_any
 
+from satchel.flows import lifeline
 from satchel.flows.executors.base import Executor, Finished, Job
 
 _FORK = multiprocessing.get_context("fork")
 
 
-def _child(job: Job) -> None:
+def _child(job: Job, read_fd: int, write_fd: int) -> None:
     os.setpgid(0, 0)  # its own process group, so whatever the task starts goes with it (see _kill_group)
+    lifeline.hold(read_fd, write_fd)  # and it all goes if the driver dies
     os._exit(job.target())
 
 
@@ -36,10 +38,16 @@ class _CommandProcess:
     """A job's command as a child process, with the `Process` methods the pool uses. Its sentinel is the
     read end of a pipe whose write end only the child holds, so it becomes readable when the child exits."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], lifeline_fd: int) -> None:
         read, write = os.pipe()
         try:
-            self._popen = subprocess.Popen(command, pass_fds=(write,), close_fds=True, start_new_session=True)
+            self._popen = subprocess.Popen(
+                command,
+                pass_fds=(write, lifeline_fd),
+                close_fds=True,
+                start_new_session=True,
+                env={**os.environ, lifeline.ENV: str(lifeline_fd)},
+            )
         except BaseException:
             os.close(read)
             raise
@@ -76,6 +84,7 @@ class LocalExecutor(Executor):
         self.max_workers = max_workers or os.cpu_count() or 1
         self._procs: dict[int, tuple[Job, multiprocessing.process.BaseProcess, float | None, float]] = {}
         self._used = 0.0
+        self._lifeline: lifeline.Lifeline | None = None
 
     def _cost(self, cpu: float) -> float:
         return min(max(cpu, 0), self.max_workers)
@@ -88,10 +97,13 @@ class LocalExecutor(Executor):
         return len(self._procs)
 
     def submit(self, job: Job) -> None:
+        if self._lifeline is None:
+            self._lifeline = lifeline.Lifeline()
+        line = self._lifeline
         if job.command is not None:
-            proc = _CommandProcess(job.command)
+            proc = _CommandProcess(job.command, line.read_fd)
         else:
-            proc = _FORK.Process(target=_child, args=(job,), daemon=False)
+            proc = _FORK.Process(target=_child, args=(job, line.read_fd, line.write_fd), daemon=False)
             proc.start()
         deadline = time.monotonic() + job.timeout if job.timeout else None
         cost = self._cost(job.cpu)
@@ -133,3 +145,6 @@ class LocalExecutor(Executor):
             proc.kill()
             proc.join()
             self._release(sentinel)
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None

@@ -1,5 +1,6 @@
 """A run whose driver died while it ran (SIGKILL, say) stays recorded as "running"; readers on the same
-machine see it as "crashed" (flows/status.py), `satchel runs ls` says so, and gc collects it."""
+machine see it as "crashed" (flows/status.py), `satchel runs ls` says so, and gc collects it. Its tasks
+die with the driver (flows/lifeline.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from satchel.flows.datastore import FlowDatastore
 from tests.flows.helpers import FLOWDEFS
 from tests.flows.test_gc import digest_of, fake_run, run_ids
 from tests.test_cli import satchel_cli
-from tests.waiting import pid_gone, wait_until
+from tests.waiting import pid_gone, wait_gone, wait_until
 
 
 def dead_process() -> dict:
@@ -60,15 +61,19 @@ def stalled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_killed_driver_leaves_a_crashed_run(store_url: str, stalled: Path) -> None:
+@pytest.mark.parametrize(
+    "flow", ["StalledFlow", pytest.param("StalledEnvFlow", marks=pytest.mark.slow, id="environment-step")]
+)
+def test_a_killed_driver_leaves_a_crashed_run_and_no_task(store_url: str, stalled: Path, flow: str) -> None:
     driver = subprocess.Popen(
         [sys.executable, str(FLOWDEFS / "stalled.py"), "run", "--quiet"],
+        env={**os.environ, "STALLED_FLOW": flow},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        wait_until(lambda: stalled.exists() and stalled.read_text(), timeout=60, what="the start task")
-        run = Flow("StalledFlow").latest_run
+    try:  # an environment step's first run builds its environment (uv, from PyPI): a generous wait
+        wait_until(lambda: stalled.exists() and stalled.read_text(), timeout=300, what="the start task")
+        run = Flow(flow).latest_run
         assert run is not None and run.status == "running"
         assert (
             run.record["driver"]["pid"] == driver.pid and run.record["driver"]["host"] == socket.gethostname()
@@ -76,7 +81,8 @@ def test_a_killed_driver_leaves_a_crashed_run(store_url: str, stalled: Path) -> 
     finally:
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=60)
-    assert Flow("StalledFlow")[run.id].status == "crashed"
-    listing = satchel_cli("runs", "ls", "--flow", "StalledFlow")
+    assert wait_gone(int(stalled.read_text()))  # the task died with its driver (flows/lifeline.py)
+    assert Flow(flow)[run.id].status == "crashed"
+    listing = satchel_cli("runs", "ls", "--flow", flow)
     assert listing.returncode == 0 and "crashed" in listing.stdout, listing.stdout + listing.stderr
-    assert gc(keep=0, grace=0).runs_deleted == [f"StalledFlow/{run.id}"]
+    assert gc(keep=0, grace=0).runs_deleted == [f"{flow}/{run.id}"]
