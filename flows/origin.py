@@ -54,7 +54,8 @@ def read_task(ds: FlowDatastore, pathspec: str) -> dict:
 @dataclass
 class ResumePlan:
     """A resume: the origin run, the step it restarts at, and the successful origin tasks of the steps
-    before it (by task key), which the new run clones instead of running."""
+    before it (by task key), which the new run clones instead of running; when the step was found (not
+    named), also that step's own successful tasks, so only a foreach's failed splits run again."""
 
     origin: dict
     step: str
@@ -69,6 +70,7 @@ def plan_resume(
 ) -> ResumePlan:
     origin = origin_run(ds, origin_run_id)
     records = task_records(ds, origin["run_id"])
+    found = step is None
     if step is None:
         step = _first_unfinished_step(graph, origin, records)
     elif step not in graph.nodes:
@@ -76,10 +78,14 @@ def plan_resume(
             f"cannot resume {ds.flow_name} at {step!r}: no such step (steps: {', '.join(graph.nodes)})"
         )
     rerun = graph.descendants(step)
+    # The step found to resume at keeps its own successful tasks too (the splits of a foreach that did not
+    # fail, or that finished before the driver died); a step the user names runs again whole.
     clones = {
         task_key(r["step"], r.get("foreach_stack") or []): r
         for r in records
-        if r.get("status") == "ok" and r["step"] not in rerun and r["step"] in graph.nodes
+        if r.get("status") == "ok"
+        and r["step"] in graph.nodes
+        and (r["step"] not in rerun or (found and r["step"] == step))
     }
     return ResumePlan(origin, step, clones)
 

@@ -64,6 +64,32 @@ def test_resume_clones_upstream_tasks_and_runs_the_rest(store_url: str, marks: t
     assert run["middle"].task.record["inputs"] == [run["join"].task.pathspec]
 
 
+def test_resume_reruns_only_the_failed_splits_of_a_foreach(store_url: str, marks: tuple[Path, Path]) -> None:
+    log, flag = marks
+    flow = flow_class("resumable", "ResumeEachFlow")
+    failed_id = _failed_run(flow)
+    origin = Flow("ResumeEachFlow")[failed_id]
+    ok_before = {t.index: t.pathspec for t in origin["each"].tasks if t.successful}
+    assert ok_before and 2 not in ok_before  # split 2 failed; a later one may not have started
+    flag.unlink()
+    log.write_text("")
+
+    run = Runner(flow).resume()
+    assert run.successful and run.record["resume_step"] == "each"
+    each = {t.index: t for t in run["each"].tasks}
+    assert sorted(each) == [0, 1, 2, 3]
+    for index, task in each.items():  # cloned exactly where the origin split had succeeded
+        assert task.record.get("cloned_from") == ok_before.get(index)
+    ran = _ran(log)
+    assert sorted(ran) == sorted([f"each{i}" for i in range(4) if i not in ok_before] + ["join", "end"])
+    assert run.data.values == [0, 10, 20, 30]
+
+    log.write_text("")  # a step named by the user runs again whole
+    again = Runner(flow).resume("each", origin_run_id=failed_id)
+    assert sorted(_ran(log)) == sorted([f"each{i}" for i in range(4)] + ["join", "end"])
+    assert again.data.values == [0, 10, 20, 30]
+
+
 def test_resume_at_a_named_step_of_a_named_run(store_url: str, marks: tuple[Path, Path]) -> None:
     log, flag = marks
     flow = flow_class("resumable", "ResumeFlow")

@@ -45,5 +45,33 @@ class ResumeFlow(FlowSpec):
         mark("end")
 
 
+class ResumeEachFlow(FlowSpec):
+    """`each` fails for item 2 while the flag file exists; the other splits succeed."""
+
+    @step
+    def start(self):
+        mark("start")
+        self.items = list(range(4))
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        mark(f"each{self.input}")
+        if self.input == 2 and os.path.exists(os.environ["RESUME_FAIL_FILE"]):
+            raise RuntimeError("split 2 fails while the flag file exists")
+        self.value = 10 * self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        mark("join")
+        self.values = [i.value for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        mark("end")
+
+
 if __name__ == "__main__":
     ResumeFlow()
