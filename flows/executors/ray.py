@@ -64,6 +64,13 @@ def run_attempt(task: dict[str, Any], command: list[str] | None) -> int:
         os.unlink(job_file)
 
 
+def _cancel(ref: Any, settle: float = 30.0) -> None:
+    """Kill the attempt behind `ref`, and wait (up to `settle` seconds) until Ray has settled it: its worker
+    is gone before anything else is scheduled, so the next task never lands on a worker being killed."""
+    ray.cancel(ref, force=True)
+    ray.wait([ref], num_returns=1, timeout=settle)
+
+
 def _options(job: Job) -> dict[str, Any]:
     """The Ray task options of a job: its resources, no retries by Ray."""
     step = getattr(job.key, "step", job.key)
@@ -134,7 +141,7 @@ class RayExecutor(Executor):
             now = time.monotonic()
             for ref, (_, deadline, _) in list(self._tasks.items()):
                 if deadline is not None and now >= deadline:
-                    ray.cancel(ref, force=True)
+                    _cancel(ref)
                     done.append(Finished(self._release(ref), None, timed_out=True))
             if done:
                 return done
@@ -154,7 +161,7 @@ class RayExecutor(Executor):
 
     def shutdown(self) -> None:
         for ref in list(self._tasks):
-            ray.cancel(ref, force=True)
+            _cancel(ref)
             self._release(ref)
         if self._started_ray:
             ray.shutdown()
