@@ -35,6 +35,7 @@ def create_app(
     deployments: Iterable[str] = (),
     store: str | None = None,
     poll_interval: float = 2.0,
+    claim_lease: float = 30.0,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     grpc_port: int | None = None,
     grpc_host: str = "127.0.0.1",
@@ -74,6 +75,7 @@ def create_app(
                 deployments,
                 store=store,
                 poll_interval=poll_interval,
+                claim_lease=claim_lease,
                 workers=workers,
                 max_pending=max_pending,
             )

@@ -56,6 +56,13 @@ import click
     "--poll-interval", type=float, default=2.0, show_default=True, help="Seconds between registry polls."
 )
 @click.option(
+    "--claim-lease",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which another machine's server takes over a candidate's audit.",
+)
+@click.option(
     "--scale-down-after",
     type=click.FloatRange(min=0),
     default=60.0,
@@ -104,6 +111,7 @@ def serve_command(
     deployments,
     store,
     poll_interval,
+    claim_lease,
     scale_down_after,
     function_workers,
     job_ttl,
@@ -118,6 +126,8 @@ def serve_command(
         raise click.UsageError("give at least one REF to serve, or --deployment NAME")
     if not poll_interval > 0:
         raise click.BadParameter("must be a positive number of seconds", param_hint="--poll-interval")
+    if not claim_lease > 0:
+        raise click.BadParameter("must be a positive number of seconds", param_hint="--claim-lease")
     if replica_cpus is not None and backend != "ray":
         raise click.BadParameter("applies to --backend ray only", param_hint="--replica-cpus")
 
@@ -159,6 +169,7 @@ def serve_command(
         deployments=list(deployments),
         store=store,
         poll_interval=poll_interval,
+        claim_lease=claim_lease,
         scale_down_after=scale_down_after,
         job_ttl=job_ttl,
         function_workers=overrides or None,

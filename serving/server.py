@@ -79,6 +79,7 @@ def serve(
     drain_timeout: float = 30.0,
     grpc_port: int | None = None,
     replica_cpus: float | None = None,
+    claim_lease: float = 30.0,
     **uvicorn_options: Any,
 ) -> None:
     """Host `refs` over REST until interrupted (Ctrl-C drains in-flight requests, then stops the workers).
@@ -87,7 +88,9 @@ def serve(
     drains (drain.py): /readyz and new requests answer 503 while in-flight ones finish, for at most
     `drain_timeout` seconds. Traces export as $SATCHEL_TRACE_EXPORTER / $OTEL_TRACES_EXPORTER say (tracing.py).
     `grpc_port` (0: any free port, logged): also serve gRPC (serving/grpc/) on `host`, same process.
-    `replica_cpus` (cluster backends): CPUs reserved per function replica (None: the backend's default)."""
+    `replica_cpus` (cluster backends): CPUs reserved per function replica (None: the backend's default).
+    `claim_lease`: seconds without a heartbeat after which another machine's server takes over a deployment
+    candidate whose auditing server went silent (serving/deploy/watcher.py)."""
     if deployments and backend != "local":
         raise ValueError(f"deployments are watched by the local backend only, not backend={backend!r}")
     if grpc_port is not None and backend != "local":
@@ -133,6 +136,7 @@ def serve(
         deployments=deployments,
         store=store,
         poll_interval=poll_interval,
+        claim_lease=claim_lease,
         scale_down_after=scale_down_after,
         job_ttl=job_ttl,
         function_workers=function_workers,

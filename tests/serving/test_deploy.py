@@ -367,3 +367,5 @@ def test_satchel_serve_process_watches_a_deployment(churn, tmp_path) -> None:
 def test_serve_needs_refs_or_deployments() -> None:
     result = CliRunner().invoke(serve_command, [])
     assert result.exit_code == 2 and "--deployment NAME" in result.output
+    result = CliRunner().invoke(serve_command, ["--deployment", "churn", "--claim-lease", "0"])
+    assert result.exit_code == 2 and "--claim-lease" in result.output

@@ -236,8 +236,9 @@ def test_work_a_dead_process_left_is_finished(refs, tmp_path) -> None:
 # -- a real `satchel serve` killed mid-audit ------------------------------------------------------------
 
 
-def start_server(registry: str, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(registry: str, log: Path, lease: float = 30.0) -> tuple[subprocess.Popen, str]:
     args = ["--deployment", "score", "--store", registry, "--poll-interval", str(POLL), "--workers", "1"]
+    args += ["--claim-lease", str(lease)]
     server = ServeProcess(args, log).__enter__()  # the test kills or stops it itself
     assert server.proc is not None
     return server.proc, server.url
@@ -247,7 +248,7 @@ def start_server(registry: str, log: Path) -> tuple[subprocess.Popen, str]:
 def test_a_server_killed_mid_audit_is_replaced_by_the_next(refs, tmp_path, gate) -> None:
     registry = tmp_path.joinpath("registry").as_uri()
     reg.Registry(registry).promote("score", refs[1])
-    first, _ = start_server(registry, tmp_path / "first.log")
+    first, _ = start_server(registry, tmp_path / "first.log", lease=45.0)
     second = None
     try:
         seq = deploy(refs[2], "score", audits=[GATED], store=registry).seq
@@ -268,6 +269,7 @@ def test_a_server_killed_mid_audit_is_replaced_by_the_next(refs, tmp_path, gate)
         assert deploy_gates.started(gate) == sorted([first.pid, second.pid])
         claims = reg.Registry(registry).claims("score", seq)
         assert [(c.attempt, c.holder["pid"]) for c in claims] == [(1, first.pid), (2, second.pid)]
+        assert [c.lease for c in claims] == [45.0, 30.0]  # `satchel serve --claim-lease`
         recorded = decisions(reg.Registry(registry), "score")
         assert [(e.kind, e.target) for e in recorded] == [(reg.PROMOTED, seq)]
         assert recorded[0].by.startswith(f"server pid {second.pid} ")
