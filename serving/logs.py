@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 from typing import TextIO
 
 LOGGERS = (
@@ -27,23 +28,25 @@ class AccessLines(logging.Handler):
         super().__init__()
         self.stream = stream
         self._lines: list[str] = []
+        self._pending = threading.Lock()  # servers on other threads (other loops) may share the handler
 
     def emit(self, record: logging.LogRecord) -> None:
         self.write_line(record.getMessage())
 
     def write_line(self, line: str) -> None:
         """Queue `line` (a message without its newline) for the end of this loop iteration."""
-        lines = self._lines
-        lines.append(line)
-        if len(lines) > 1:
-            return  # a flush is already scheduled
+        with self._pending:
+            self._lines.append(line)
+            if len(self._lines) > 1:
+                return  # a flush is already scheduled
         try:
             asyncio.get_running_loop().call_soon(self.flush)
         except RuntimeError:  # not on an event loop
             self.flush()
 
     def flush(self) -> None:
-        lines, self._lines = self._lines, []
+        with self._pending:
+            lines, self._lines = self._lines, []
         if not lines:
             return
         try:
