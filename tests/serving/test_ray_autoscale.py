@@ -48,14 +48,18 @@ def served(tmp_path_factory: pytest.TempPathFactory, ray_session: str) -> Iterat
         backend.stop()
 
 
-def running_replicas() -> int:
-    """RUNNING replicas of nap's deployment, as the Serve controller reports them."""
+def replica_states() -> dict[str, int]:
+    """nap's replicas by state (RUNNING, STARTING, STOPPING, ...), as the Serve controller reports them."""
     from ray import serve
 
     from satchel.serving.backends.ray import APP, deployment_name
 
     status = serve.status().applications[APP].deployments[deployment_name("nap")]
-    return int(status.replica_states.get("RUNNING", 0))
+    return {str(state): int(n) for state, n in status.replica_states.items() if n}
+
+
+def running_replicas() -> int:
+    return replica_states().get("RUNNING", 0)
 
 
 @dataclass
@@ -113,7 +117,9 @@ def test_load_adds_a_replica_without_failed_requests_and_idleness_removes_it(ser
         )
     assert load.failures == []
     assert load.answered > 0
-    wait_until(lambda: running_replicas() == 1, timeout=90, what="nap back to one RUNNING replica")
-    wait_until(lambda: reserved_cpus() == one_replica, timeout=30, what="the second replica's CPU back")
+    # the second replica stops gracefully (Serve gives it up to 20 s): wait until it is gone, not just
+    # no longer RUNNING, before its CPU can be back
+    wait_until(lambda: replica_states() == {"RUNNING": 1}, timeout=120, what="nap back to one replica")
+    wait_until(lambda: reserved_cpus() == one_replica, timeout=60, what="the second replica's CPU back")
     answer = httpx.post(f"{served}/v1/functions/nap:invoke", json={"seconds": 0}, timeout=30)
     assert answer.status_code == 200 and answer.json() == {"result": 0.0}
