@@ -72,14 +72,16 @@ def _cancel(ref: Any, settle: float = 30.0) -> None:
 
 
 def _options(job: Job) -> dict[str, Any]:
-    """The Ray task options of a job: its resources, no retries by Ray."""
+    """The Ray task options of a job: its resources; Ray retries an attempt only when the worker under it
+    died (once: a worker killed by a neighbour's force-cancel, a lost node), never a failure of the task's
+    own (`@retry` is Satchel's)."""
     step = getattr(job.key, "step", job.key)
     if job.cpu > 1 and job.cpu != math.floor(job.cpu):
         raise FlowError(f"step {step!r}: Ray needs @resources(cpu=) above 1 to be whole, got {job.cpu:g}")
     options: dict[str, Any] = {
         "num_cpus": job.cpu,
         "num_gpus": job.gpu,
-        "max_retries": 0,
+        "max_retries": 1,
         "retry_exceptions": False,
         "name": f"satchel-flow:{step}/{getattr(job.key, 'task_id', '')}",
     }
