@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from satchel.runtime.proxy import LoadedFunction
 
 from .auth import BearerAuth
+from .deploy.registry import DEFAULT_LEASE
 from .drain import Drain
 from .hosting import Hosting
 from .rest import invoke, openapi, probes
@@ -35,7 +36,7 @@ def create_app(
     deployments: Iterable[str] = (),
     store: str | None = None,
     poll_interval: float = 2.0,
-    claim_lease: float = 30.0,
+    claim_lease: float = DEFAULT_LEASE,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     grpc_port: int | None = None,
     grpc_host: str = "127.0.0.1",

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .deploy.registry import DEFAULT_LEASE
+
 
 @click.command("serve")
 @click.argument("refs", nargs=-1)
@@ -58,7 +60,7 @@ import click
 @click.option(
     "--claim-lease",
     type=float,
-    default=30.0,
+    default=DEFAULT_LEASE,
     show_default=True,
     help="Seconds without a heartbeat after which another machine's server takes over a candidate's audit.",
 )

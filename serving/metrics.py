@@ -83,35 +83,31 @@ class Metrics:
 
 
 class FunctionMetrics:
-    """One function's children of the request metrics: in flight, latency, and counts by status or kind."""
+    """One function's children of the request metrics: in flight, latency, and counts by status or kind
+    (each child looked up once, on first use)."""
 
-    __slots__ = ("in_flight", "latency", "_errors", "_grpc", "_metrics", "_name", "_requests")
+    __slots__ = ("in_flight", "latency", "_children", "_metrics", "_name")
 
     def __init__(self, metrics: Metrics, name: str) -> None:
         self._metrics, self._name = metrics, name
         self.in_flight = metrics.in_flight.labels(name)
         self.latency = metrics.latency.labels(name)
-        self._requests: dict[int, Any] = {}
-        self._errors: dict[str, Any] = {}
-        self._grpc: dict[str, Any] = {}
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def _count(self, metric: str, label: str) -> None:
+        child = self._children.get((metric, label))
+        if child is None:
+            child = self._children[metric, label] = getattr(self._metrics, metric).labels(self._name, label)
+        child.inc()
 
     def request(self, status: int) -> None:
         """Count a request answered with HTTP `status`."""
-        child = self._requests.get(status)
-        if child is None:
-            child = self._requests[status] = self._metrics.requests.labels(self._name, str(status))
-        child.inc()
+        self._count("requests", str(status))
 
     def grpc_request(self, code: str) -> None:
         """Count a gRPC Invoke or Submit ended with status `code` (a grpc.StatusCode name)."""
-        child = self._grpc.get(code)
-        if child is None:
-            child = self._grpc[code] = self._metrics.grpc_requests.labels(self._name, code)
-        child.inc()
+        self._count("grpc_requests", code)
 
     def error(self, kind: str) -> None:
         """Count a failed invocation by its problem kind."""
-        child = self._errors.get(kind)
-        if child is None:
-            child = self._errors[kind] = self._metrics.errors.labels(self._name, kind)
-        child.inc()
+        self._count("errors", kind)

@@ -9,6 +9,7 @@ from typing import Any
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 from satchel.runtime.proxy import LoadedFunction
 
+from .deploy.registry import DEFAULT_LEASE
 from .logs import configure_logging
 
 #: Hosted functions talk to their workers over pipes: the gateways await replies on the event loop itself
@@ -79,7 +80,7 @@ def serve(
     drain_timeout: float = 30.0,
     grpc_port: int | None = None,
     replica_cpus: float | None = None,
-    claim_lease: float = 30.0,
+    claim_lease: float = DEFAULT_LEASE,
     **uvicorn_options: Any,
 ) -> None:
     """Host `refs` over REST until interrupted (Ctrl-C drains in-flight requests, then stops the workers).

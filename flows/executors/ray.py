@@ -64,13 +64,6 @@ def run_attempt(task: dict[str, Any], command: list[str] | None) -> int:
         os.unlink(job_file)
 
 
-def _cancel(ref: Any, settle: float = 30.0) -> None:
-    """Kill the attempt behind `ref`, and wait (up to `settle` seconds) until Ray has settled it: its worker
-    is gone before anything else is scheduled, so the next task never lands on a worker being killed."""
-    ray.cancel(ref, force=True)
-    ray.wait([ref], num_returns=1, timeout=settle)
-
-
 def _options(job: Job) -> dict[str, Any]:
     """The Ray task options of a job: its resources; Ray retries an attempt only when the worker under it
     died (once: a worker killed by a neighbour's force-cancel, a lost node), never a failure of the task's
@@ -143,7 +136,7 @@ class RayExecutor(Executor):
             now = time.monotonic()
             for ref, (_, deadline, _) in list(self._tasks.items()):
                 if deadline is not None and now >= deadline:
-                    _cancel(ref)
+                    ray.cancel(ref, force=True)
                     done.append(Finished(self._release(ref), None, timed_out=True))
             if done:
                 return done
@@ -163,7 +156,7 @@ class RayExecutor(Executor):
 
     def shutdown(self) -> None:
         for ref in list(self._tasks):
-            _cancel(ref)
+            ray.cancel(ref, force=True)
             self._release(ref)
         if self._started_ray:
             ray.shutdown()

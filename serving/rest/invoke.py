@@ -75,12 +75,7 @@ class Invoke:
             counted.latency.observe(time.perf_counter() - started)
 
 
-_WANTED = {
-    b"content-type": "content-type",
-    b"accept": "accept",
-    b"x-satchel-timeout": "x-satchel-timeout",
-    b"x-satchel-fingerprint": "x-satchel-fingerprint",
-}
+_WANTED = {name.encode(): name for name in ("content-type", "accept", TIMEOUT_HEADER, FINGERPRINT_HEADER)}
 
 
 def _headers(scope: Scope) -> dict[str, str]:

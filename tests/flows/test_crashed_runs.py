@@ -17,7 +17,7 @@ from satchel import _holders
 from satchel.flows import Flow, gc
 from satchel.flows.datastore import FlowDatastore
 from tests.flows.helpers import FLOWDEFS
-from tests.flows.test_gc import digest_of, fake_run, run_ids
+from tests.flows.recorded_runs import digest_of, fake_run, run_ids
 from tests.test_cli import satchel_cli
 from tests.waiting import pid_gone, wait_gone, wait_until
 

@@ -12,44 +12,14 @@ from pathlib import Path
 import pytest
 
 from satchel.flows import Flow, gc
-from satchel.flows.client import current_user
 from satchel.flows.datastore import FlowDatastore
 from satchel.flows.gc import PENDING_PREFIX, parse_age
 from satchel.packager.stores import Store, open_store
 from tests.flows.helpers import FLOWDEFS, run_flow
+from tests.flows.recorded_runs import digest_of, fake_run, run_ids
 from tests.test_cli import satchel_cli
 
 VALUE = {"model": list(range(5_000))}
-
-
-def fake_run(
-    ds: FlowDatastore,
-    status: str = "successful",
-    values: dict | None = None,
-    *,
-    finished: float | None = None,
-    driver: dict | None = None,
-) -> str:
-    """A run recorded the way the runtime records one: run.json, then artifacts (journaled), a task record."""
-    when = time.time() if finished is None else finished
-    record = {"flow": ds.flow_name, "status": status, "tags": [], "user": current_user(), "started": when}
-    if driver is not None:
-        record["driver"] = driver
-    if status != "running":
-        record["finished"] = when
-    run_id = ds.new_run({**record, "graph": {"start": {}}, "steps": ["start"]})
-    artifacts = {
-        name: ds.save_artifact(v, name, "start", run_id=run_id) for name, v in (values or {}).items()
-    }
-    ds.write_json(
-        ds.task_prefix(run_id, "start", "1") + "task.json",
-        {"status": "ok", "artifacts": artifacts, "run_id": run_id, "step": "start", "task_id": "1"},
-    )
-    return run_id
-
-
-def digest_of(ds: FlowDatastore, run_id: str, name: str) -> str:
-    return ds.read_json(ds.task_prefix(run_id, "start", "1") + "task.json")["artifacts"][name]
 
 
 def backdate(store: Store, digest: str, seconds: float = 3600) -> None:
@@ -57,10 +27,6 @@ def backdate(store: Store, digest: str, seconds: float = 3600) -> None:
     path = Path(store.root) / "blobs" / "sha256" / digest[:2] / digest  # type: ignore[attr-defined]
     then = time.time() - seconds
     os.utime(path, (then, then))
-
-
-def run_ids(ds: FlowDatastore) -> list[str]:
-    return ds.run_ids()
 
 
 # -- the store primitives ----------------------------------------------------------------------------

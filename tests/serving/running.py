@@ -68,6 +68,13 @@ class ServeProcess:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> ServeProcess:
+        """Start it and wait until it is healthy (stopped again if it is not)."""
         with self.stderr_path.open("w") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", self._CODE, *self.args],
@@ -83,11 +90,12 @@ class ServeProcess:
             )
             assert proc.poll() is None, self.stderr()
         except BaseException:
-            self.__exit__()
+            self.stop()
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        """Terminate it (killed if it lingers a minute); nothing if it already exited."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

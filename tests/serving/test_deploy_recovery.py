@@ -239,7 +239,7 @@ def test_work_a_dead_process_left_is_finished(refs, tmp_path) -> None:
 def start_server(registry: str, log: Path, lease: float = 30.0) -> tuple[subprocess.Popen, str]:
     args = ["--deployment", "score", "--store", registry, "--poll-interval", str(POLL), "--workers", "1"]
     args += ["--claim-lease", str(lease)]
-    server = ServeProcess(args, log).__enter__()  # the test kills or stops it itself
+    server = ServeProcess(args, log).start()  # the test kills or stops it itself
     assert server.proc is not None
     return server.proc, server.url
 
