@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from satchel.errors import SchemaError
+from satchel.core.errors import SchemaError
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 NAMED_TYPES = frozenset({"record", "error", "enum", "fixed"})

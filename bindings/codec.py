@@ -43,7 +43,7 @@ from typing import Any
 
 import fastavro
 
-from satchel.errors import ArgumentError, ProtocolError, SchemaError
+from satchel.core.errors import ArgumentError, ProtocolError, SchemaError
 
 from . import _avro, convert, logical
 from .fingerprint import fingerprint64

@@ -48,7 +48,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from satchel.errors import ArgumentError, ProtocolError, SchemaError
+from satchel.core.errors import ArgumentError, ProtocolError, SchemaError
 
 from . import _avro, logical
 from ._avro import Converter, Node

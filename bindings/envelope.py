@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from satchel.errors import ProtocolError, RemoteError
+from satchel.core.errors import ProtocolError, RemoteError
 
 from .fingerprint import fingerprint64, to_signed64, to_unsigned64
 
@@ -149,7 +149,7 @@ READY_SCHEMA: dict = {
 }
 """Payload of READY: the worker's process id, its Python version ("3.11.7") and Satchel version."""
 
-TIMEOUT_ERROR_TYPE = "satchel.errors.CallTimeout"
+TIMEOUT_ERROR_TYPE = "satchel.core.errors.CallTimeout"
 """The `type` of the ERROR answering a call that the worker interrupted after a CANCEL, or did not
 start because its `deadline_ms` had passed; the message says which."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from satchel.errors import SchemaError
+from satchel.core.errors import SchemaError
 
 from ._avro import NAMED_TYPES, PRIMITIVES, named_fullname, namespace_of
 from ._avro import fullname as _fullname

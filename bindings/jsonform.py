@@ -42,7 +42,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from satchel.errors import SchemaError
+from satchel.core.errors import SchemaError
 
 from . import _avro, convert
 from ._avro import Converter, Node

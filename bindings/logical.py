@@ -31,7 +31,7 @@ import pickle
 import sys
 from typing import Any
 
-from satchel.errors import SatchelError
+from satchel.core.errors import SatchelError
 
 from ._avro import ARROW, DECIMAL, NDARRAY, PANDAS_PYTHON, PICKLE
 

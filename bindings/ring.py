@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from satchel.bindings import _native
-from satchel.errors import ProtocolError, TransportClosed, TransportTimeout
+from satchel.core.errors import ProtocolError, TransportClosed, TransportTimeout
 
 __all__ = [
     "Ring",

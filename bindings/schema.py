@@ -45,7 +45,7 @@ import types
 import typing
 from typing import Any
 
-from satchel.errors import ArgumentError, SchemaError
+from satchel.core.errors import ArgumentError, SchemaError
 
 from . import _avro, convert
 

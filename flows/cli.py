@@ -9,6 +9,7 @@ import os
 import sys
 from typing import NoReturn
 
+from satchel.core import settings
 from satchel.flows.errors import FlowError, GraphError, RunFailed
 from satchel.flows.graph import FlowGraph
 
@@ -73,7 +74,7 @@ def _parser(flow_cls: type) -> argparse.ArgumentParser:
 def main(flow_cls: type, argv: list[str] | None = None) -> NoReturn:
     """Parse the command line, do it, exit (0 on success, 1 on a failed run or an invalid flow)."""
     args = _parser(flow_cls).parse_args(argv)
-    debug = bool(os.environ.get("SATCHEL_DEBUG"))
+    debug = settings.debug()
     try:
         if args.command == "show":
             sys.stdout.write(FlowGraph(flow_cls).describe())

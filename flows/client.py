@@ -10,12 +10,11 @@ runs), or per flow `Flow("TrainFlow", namespace=None)`.
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any, BinaryIO
 
+from satchel.core import settings
 from satchel.flows import task as _task
 from satchel.flows.datastore import FlowDatastore
 from satchel.flows.status import FINISHED, run_status
@@ -27,10 +26,7 @@ _namespace: Any = _UNSET
 
 def current_user() -> str:
     """The user runs are recorded under: SATCHEL_USER, else the login name."""
-    try:
-        return os.environ.get("SATCHEL_USER") or getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "unknown"
+    return settings.user()
 
 
 def default_namespace() -> str:

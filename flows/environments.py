@@ -3,8 +3,8 @@ cache, and the flows kit that runs a task in them.
 
 A task of an `@environment` step is a fresh interpreter of the step's environment (never forked from the
 parent), running `<kit>/satchel_flow_task.py <job file>`. The environment holds the step's packages (plus
-zstandard for artifacts, and boto3 when the run's store is on S3), never Satchel itself: the kit — the few parts of Satchel a task
-imports (`satchel/__init__`, `errors`, `config`, `flows/`, `packager/stores/`; all standard library) — is
+zstandard for artifacts, and boto3 when the run's store is on S3), never Satchel itself: the kit — `satchel.flows` and every part of Satchel
+it imports, followed by `satchel.core.kits` (the floor, the datastore's stores; standard library) — is
 first on the task's path instead, so the task reads inputs and writes artifacts with the same datastore
 code as a forked task, into the same layout.
 """
@@ -18,35 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from satchel._kits import build_kit, package_files
+from satchel.core.kits import build_kit, module_closure
 from satchel.flows.errors import FlowError
 from satchel.flows.graph import StepNode
 
 KIT_LAUNCHER = "satchel_flow_task.py"
-_LAUNCHER_SOURCE = (
-    "import sys\n\nfrom satchel.flows.runtime import task_main\n\nsys.exit(task_main(sys.argv[1]))\n"
-)
+TASK_ENTRY = "satchel.flows.runtime"
+_LAUNCHER_SOURCE = f"import sys\n\nfrom {TASK_ENTRY} import task_main\n\nsys.exit(task_main(sys.argv[1]))\n"
 
 
 # -- the kit ------------------------------------------------------------------------------------------
 
 
 def _kit_sources() -> dict[str, Path]:
-    """Kit path -> source file."""
-    import satchel
-    import satchel.flows
-    import satchel.packager
-    import satchel.packager.stores
-
-    top = Path(satchel.__file__).parent
-    files = {
-        f"satchel/{name}": top / name
-        for name in ("__init__.py", "_version.py", "errors.py", "config.py", "_kits.py", "_holders.py")
-    }
-    files["satchel/packager/__init__.py"] = Path(satchel.packager.__file__)
-    files.update(package_files("satchel/flows", satchel.flows))
-    files.update(package_files("satchel/packager/stores", satchel.packager.stores))
-    return files
+    """Kit path -> source file: what a task's entry point and a user's `from satchel.flows import ...` reach."""
+    return module_closure(["satchel.flows", TASK_ENTRY])
 
 
 def flow_kit() -> Path:

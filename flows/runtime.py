@@ -17,7 +17,6 @@ tasks against the inputs recorded in an origin run, recorded as a separate run m
 
 from __future__ import annotations
 
-import getpass
 import importlib.util
 import inspect
 import os
@@ -35,7 +34,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from satchel import _holders
+from satchel.core import identity as _holders
+from satchel.core import settings
 from satchel.flows import lifeline
 from satchel.flows.current import current
 from satchel.flows.datastore import FlowDatastore
@@ -62,10 +62,7 @@ class TaskSpec:
 
 
 def _user() -> str:
-    try:
-        return os.environ.get("SATCHEL_USER") or getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        return "unknown"
+    return settings.user()
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel import _holders
+from satchel.core import identity as _holders
 
 RUNNING = "running"
 CRASHED = "crashed"

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from satchel import config
+from satchel.core import settings as config
 from satchel.packager.stores.base import Store, sha256_file
 
 
@@ -32,7 +32,7 @@ class BlobCache:
 
     def add_file(self, path: Path, digest: str | None = None) -> Path:
         """Copy a local file into the cache (verifying `digest` when given); return the cached path."""
-        from satchel.errors import BlobCorrupted
+        from satchel.core.errors import BlobCorrupted
 
         actual = sha256_file(path)
         if digest is not None and actual != digest:

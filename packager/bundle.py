@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from satchel.errors import BundleFormatError, BundleNotFound
+from satchel.core.errors import BundleFormatError, BundleNotFound
 from satchel.packager.refs import BundleRef, check_name
 from satchel.packager.resolvers.base import Lock
 from satchel.packager.stores import Store, open_store
@@ -102,7 +102,7 @@ def read_bundle(ref: BundleRef | str) -> tuple[Bundle, Store]:
         raise BundleNotFound(f"bundle {ref.name}:{version} not found in {store.url} ({have})") from None
     digest = hashlib.sha256(data).hexdigest()
     if ref.digest and ref.digest != digest:
-        from satchel.errors import BlobCorrupted
+        from satchel.core.errors import BlobCorrupted
 
         raise BlobCorrupted(
             f"metadata document of {ref.name}:{version} in {store.url} hashes to sha256:{digest}, "

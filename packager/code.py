@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
 
-from satchel.errors import CodeCaptureError, UnsafeArchive
+from satchel.core.errors import CodeCaptureError, UnsafeArchive
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from satchel.errors import EnvironmentResolutionError
+from satchel.core.errors import EnvironmentResolutionError
 
 
 def _current_python() -> str:

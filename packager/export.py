@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from satchel._ui import step
-from satchel._version import __version__
 from satchel.bindings.fingerprint import fingerprint_hex
 from satchel.bindings.schema import Param, is_portable, request_schema, response_schema
-from satchel.errors import SatchelError
+from satchel.core.errors import SatchelError
+from satchel.core.version import __version__
 from satchel.packager import code as code_capture
 from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
@@ -49,7 +49,7 @@ def interface_of(fn: Function) -> dict[str, Any]:
     ]
     request = request_schema(fn.name, params, allow_pickle=fn.allow_pickle)
     if "return" not in hints:
-        from satchel.errors import SchemaError
+        from satchel.core.errors import SchemaError
 
         raise SchemaError(
             f"the return value of {fn.name!r} is not annotated: annotate it (use '-> None' if it returns nothing)"
@@ -65,7 +65,7 @@ def interface_of(fn: Function) -> dict[str, Any]:
 
 
 def _reject_variadic(fn: Function) -> None:
-    from satchel.errors import SchemaError
+    from satchel.core.errors import SchemaError
 
     for p in fn.signature.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

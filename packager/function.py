@@ -73,7 +73,7 @@ class Function:
         try:
             return typing.get_type_hints(self.func, include_extras=True)
         except Exception as exc:  # NameError for an unresolvable forward reference, ...
-            from satchel.errors import SchemaError
+            from satchel.core.errors import SchemaError
 
             raise SchemaError(f"cannot resolve the type hints of {self.name!r}: {exc}") from None
 

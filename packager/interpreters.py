@@ -17,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-from satchel.errors import InterpreterNotFound
+from satchel.core.errors import InterpreterNotFound
 
 _lock = threading.Lock()
 _found: dict[str, Path] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from satchel import config
+from satchel.core import settings as config
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _TAIL = re.compile(r"^(?P<name>[^:@#]+)(?::(?P<version>[^@]+))?(?:@sha256:(?P<digest>[0-9a-f]{64}))?$")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-from satchel.errors import SatchelError
+from satchel.core.errors import SatchelError
 
 
 class TaskBindError(SatchelError, TypeError):

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from satchel import config
-from satchel.errors import EnvironmentBuildError, SatchelError
+from satchel.core import settings as config
+from satchel.core.errors import EnvironmentBuildError, SatchelError
 from satchel.packager import interpreters
 from satchel.packager.resolvers import get_resolver
 from satchel.packager.resolvers.base import Lock, LockedPackage

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from satchel import config
 from satchel._ui import step
+from satchel.core import settings as config
 from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import Bundle
 from satchel.packager.code import extract

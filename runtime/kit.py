@@ -1,50 +1,36 @@
-"""The worker kit: the few parts of Satchel a worker imports, copied once into SATCHEL_HOME.
+"""The worker kit: the parts of Satchel a worker imports, copied once into SATCHEL_HOME.
 
-The worker's environment holds the function's packages plus fastavro, never Satchel itself; the kit
-(`satchel/__init__`, `errors`, `bindings/`, `runtime/worker/`, and of `satchel.flows` only `Task`: see
-`runtime/worker/flows_shim.py`) is put on its path instead, with the shared-memory ring's C source and
-library (`bindings/_native/`).
+The worker's environment holds the function's packages plus fastavro, never Satchel itself; the kit is put
+on its path instead. It is derived, not listed: `satchel.runtime.worker.main` and every satchel module it
+imports (the floor, `bindings/`, the worker package; `core/kits.py` follows the imports), with the shared-memory
+ring's C source and library (`bindings/_native/`). Two package `__init__`s are stand-ins for the ones the
+function's own module would otherwise reach: `satchel` is `runtime/worker/face.py` (the declaration API as
+no-ops, the errors), and of `satchel.flows` a worker gets only `Task` (`runtime/worker/flows_shim.py`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-import satchel
-import satchel.bindings
-import satchel.runtime
-import satchel.runtime.worker
-from satchel._kits import build_kit, package_files
+from satchel.core.kits import build_kit, module_closure
 
 LAUNCHER = "satchel_worker.py"
-_LAUNCHER_SOURCE = "from satchel.runtime.worker.main import main\n\nmain()\n"
+ENTRY = "satchel.runtime.worker.main"
+_LAUNCHER_SOURCE = f"from {ENTRY} import main\n\nmain()\n"
+_WORKER_DIR = Path(__file__).resolve().parent / "worker"
 
 
 def _sources() -> dict[str, Path]:
     """Kit path -> source file."""
-    top = Path(satchel.__file__).parent
-    files = {f"satchel/{name}": top / name for name in ("__init__.py", "_version.py", "errors.py")}
-    files["satchel/runtime/__init__.py"] = Path(satchel.runtime.__file__)
-    files.update(package_files("satchel/bindings", satchel.bindings))
-    files.update(package_files("satchel/runtime/worker", satchel.runtime.worker))
-    files.update(_flows_task_files())
+    files = module_closure(
+        [ENTRY],
+        overrides={
+            "satchel/__init__.py": _WORKER_DIR / "face.py",
+            "satchel/flows/__init__.py": _WORKER_DIR / "flows_shim.py",
+        },
+    )
     files.update(_native_files())
     return files
-
-
-def _flows_task_files() -> dict[str, Path]:
-    """`satchel.flows` as a worker sees it: the Task module and a package stand-in exporting only Task.
-    Located without importing the flow engine."""
-    spec = importlib.util.find_spec("satchel.flows")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("satchel.flows is not installed: the worker kit needs satchel/flows/task.py")
-    flows_dir = Path(next(iter(spec.submodule_search_locations)))
-    worker_dir = Path(satchel.runtime.worker.__file__).parent
-    return {
-        "satchel/flows/__init__.py": worker_dir / "flows_shim.py",
-        "satchel/flows/task.py": flows_dir / "task.py",
-    }
 
 
 def _native_files() -> dict[str, Path]:

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from satchel.errors import CallTimeout, FunctionClosed, Overloaded
+from satchel.core.errors import CallTimeout, FunctionClosed, Overloaded
 from satchel.runtime.process import WorkerProcess
 
 DEFAULT_MAX_PENDING = 1024

@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from satchel.bindings import envelope as env
 from satchel.bindings.transports import get_transport
-from satchel.errors import (
+from satchel.core.errors import (
     CallTimeout,
     ProtocolError,
     TransportClosed,

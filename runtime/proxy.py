@@ -18,7 +18,7 @@ from typing import Any
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import default_transport
-from satchel.errors import ArgumentError, CallTimeout, ProtocolError, RemoteError
+from satchel.core.errors import ArgumentError, CallTimeout, ProtocolError, RemoteError
 from satchel.packager.bundle import Bundle
 from satchel.runtime.fetch import LocalBundle
 from satchel.runtime.pool import DEFAULT_MAX_PENDING, Slot, WorkerPool

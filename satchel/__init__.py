@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from satchel._version import __version__
+from satchel.core.version import __version__
 
 _EXPORTS = {
     "function": "satchel.packager.function",
@@ -18,19 +18,19 @@ _EXPORTS = {
     "BundleRef": "satchel.packager.refs",
     "load": "satchel.runtime.load",
     "LoadedFunction": "satchel.runtime.proxy",
-    "SatchelError": "satchel.errors",
-    "ArgumentError": "satchel.errors",
-    "RemoteError": "satchel.errors",
-    "WorkerCrashed": "satchel.errors",
-    "WorkerStartupError": "satchel.errors",
-    "CallTimeout": "satchel.errors",
-    "Overloaded": "satchel.errors",
-    "SchemaError": "satchel.errors",
-    "BundleNotFound": "satchel.errors",
-    "BlobCorrupted": "satchel.errors",
-    "EnvironmentResolutionError": "satchel.errors",
-    "InterpreterNotFound": "satchel.errors",
-    "UnknownStoreScheme": "satchel.errors",
+    "SatchelError": "satchel.core.errors",
+    "ArgumentError": "satchel.core.errors",
+    "RemoteError": "satchel.core.errors",
+    "WorkerCrashed": "satchel.core.errors",
+    "WorkerStartupError": "satchel.core.errors",
+    "CallTimeout": "satchel.core.errors",
+    "Overloaded": "satchel.core.errors",
+    "SchemaError": "satchel.core.errors",
+    "BundleNotFound": "satchel.core.errors",
+    "BlobCorrupted": "satchel.core.errors",
+    "EnvironmentResolutionError": "satchel.core.errors",
+    "InterpreterNotFound": "satchel.core.errors",
+    "UnknownStoreScheme": "satchel.core.errors",
     "deploy": "satchel.serving.deploy.api",
     "DeploymentFailed": "satchel.serving.deploy.api",
 }
@@ -38,7 +38,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from satchel.errors import (  # noqa: F401
+    from satchel.core.errors import (  # noqa: F401
         ArgumentError,
         BlobCorrupted,
         BundleNotFound,

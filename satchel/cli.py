@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
-import os
 import pickle
 import sys
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 
 import click
 
-from satchel.errors import SatchelError
+from satchel.core import settings
+from satchel.core.errors import SatchelError
 
 
 class _Group(click.Group):
@@ -23,7 +23,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (SatchelError, ValueError, FileNotFoundError) as exc:
-            if os.environ.get("SATCHEL_DEBUG"):
+            if settings.debug():
                 raise
             click.secho(f"error: {exc}", fg="red", err=True)
             ctx.exit(1)
@@ -248,7 +248,7 @@ def verify(ref: str) -> None:
     """Re-read every blob of a bundle from its store and check its sha256 (exit 1 on any failure)."""
     import hashlib
 
-    from satchel.errors import BlobNotFound
+    from satchel.core.errors import BlobNotFound
     from satchel.packager.bundle import read_bundle
 
     bundle, store = read_bundle(ref)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .backends import backend_names
 from .deploy.registry import DEFAULT_LEASE
 
 
@@ -29,7 +30,7 @@ from .deploy.registry import DEFAULT_LEASE
 @click.option("--debug", is_flag=True, help="Tracebacks in error responses.")
 @click.option(
     "--backend",
-    type=click.Choice(["local", "ray"]),
+    type=click.Choice(backend_names()),
     default="local",
     show_default=True,
     help="local: this process; ray: Ray Serve deployments autoscaled by Ray (extra satchel[ray]).",

@@ -9,7 +9,7 @@ from typing import Any
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.jsonform import JsonForm
 from satchel.bindings.schema import named_types
-from satchel.errors import ArgumentError
+from satchel.core.errors import ArgumentError
 from satchel.runtime.proxy import LoadedFunction
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from satchel.errors import FunctionClosed, Overloaded
+from satchel.core.errors import FunctionClosed, Overloaded
 from satchel.runtime.proxy import call_started
 
 if TYPE_CHECKING:

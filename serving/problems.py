@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from satchel.errors import (
+from satchel.core.errors import (
     ArgumentError,
     CallTimeout,
     FunctionClosed,

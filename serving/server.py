@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
+from satchel.core import settings
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 from satchel.runtime.proxy import LoadedFunction
 
 from .deploy.registry import DEFAULT_LEASE
 from .logs import configure_logging
 
+
 #: Hosted functions talk to their workers over pipes: the gateways await replies on the event loop itself
 #: (no thread per call), which only a transport with a file descriptor allows. SATCHEL_TRANSPORT overrides.
-SERVING_TRANSPORT = os.environ.get("SATCHEL_TRANSPORT") or "pipe"
+def serving_transport() -> str:
+    return settings.raw("SATCHEL_TRANSPORT") or "pipe"
 
 
 def parse_workers(workers: int | tuple[int, int] | str) -> tuple[int, int]:
@@ -38,14 +40,17 @@ def load_all(
     refs: list[str], *, workers: int | tuple[int, int] | str = 1, max_pending: int | None = None
 ) -> dict[str, LoadedFunction]:
     """Load each reference, named by its bundle name, with MIN workers (an Autoscaler grows them to MAX)."""
-    import satchel
+    from satchel.runtime.load import load
 
     low, _ = parse_workers(workers)
     loaded: dict[str, LoadedFunction] = {}
     try:
         for ref in refs:
-            fn = satchel.load(
-                ref, workers=low, max_pending=max_pending or DEFAULT_MAX_PENDING, transport=SERVING_TRANSPORT
+            fn = load(
+                ref,
+                workers=low,
+                max_pending=max_pending or DEFAULT_MAX_PENDING,
+                transport=serving_transport(),
             )
             name = fn.metadata["name"] if "name" in fn.metadata else str(ref)
             if name in loaded:

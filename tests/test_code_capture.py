@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.errors import CodeCaptureError, UnsafeArchive
+from satchel.core.errors import CodeCaptureError, UnsafeArchive
 from satchel.packager.code import capture, extract
 from tests.functions import textutil
 

@@ -27,6 +27,8 @@ import sys
 import threading
 from pathlib import Path
 
+from satchel.core import settings
+
 __all__ = [
     "ABI_VERSION",
     "LIBRARY_NAME",
@@ -65,12 +67,6 @@ def source_hash(directory: Path) -> str:
     for name in SOURCES:
         digest.update(name.encode() + b"\0" + (directory / name).read_bytes() + b"\0")
     return digest.hexdigest()[:16]
-
-
-def _home() -> Path:
-    # The same rule as satchel.config.home(); repeated here because workers do not ship satchel.config.
-    value = os.environ.get("SATCHEL_HOME")
-    return Path(value).expanduser() if value else Path.home() / ".satchel"
 
 
 def compile_library(src: Path, out: Path) -> Path:
@@ -121,7 +117,7 @@ def _embeds(path: Path, digest: str) -> bool:
 def _build_cached(src: Path, digest: str) -> Path:
     import fcntl
 
-    directory = _home() / "native" / digest
+    directory = settings.home() / "native" / digest
     target = directory / LIBRARY_NAME
     if target.is_file():
         return target
@@ -135,7 +131,7 @@ def _build_cached(src: Path, digest: str) -> Path:
 
 def library_path(build: bool = True) -> Path:
     """The library to load, compiling it into SATCHEL_HOME if needed (and `build`)."""
-    explicit = os.environ.get("SATCHEL_RING_LIBRARY")
+    explicit = settings.raw("SATCHEL_RING_LIBRARY")
     if explicit:
         return Path(explicit)
     if not sys.platform.startswith("linux"):
@@ -149,7 +145,7 @@ def library_path(build: bool = True) -> Path:
     digest = source_hash(src)
     if shipped.is_file() and _embeds(shipped, digest):
         return shipped
-    cached = _home() / "native" / digest / LIBRARY_NAME
+    cached = settings.home() / "native" / digest / LIBRARY_NAME
     if cached.is_file() or not build:
         if cached.is_file():
             return cached

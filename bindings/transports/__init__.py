@@ -6,6 +6,8 @@ import os
 import sys
 
 from satchel.bindings.transports.base import Channel, Transport, TransportFactory
+from satchel.core import settings
+from satchel.core.registry import Entry, Registry
 
 __all__ = [
     "Channel",
@@ -13,30 +15,25 @@ __all__ = [
     "TransportFactory",
     "get_transport",
     "available_transports",
+    "TRANSPORTS",
     "default_transport",
 ]
 
-_BACKENDS = {
-    "pipe": "satchel.bindings.transports.pipe:PipeTransportFactory",
-    "shm": "satchel.bindings.transports.shm:ShmTransportFactory",
-}
+TRANSPORTS: Registry[TransportFactory] = Registry(
+    "transport",
+    {
+        "pipe": Entry("satchel.bindings.transports.pipe:PipeTransportFactory"),
+        "shm": Entry("satchel.bindings.transports.shm:ShmTransportFactory"),
+    },
+)
 
 
 def available_transports() -> list[str]:
-    return sorted(_BACKENDS)
+    return TRANSPORTS.names()
 
 
 def get_transport(name: str) -> TransportFactory:
-    try:
-        target = _BACKENDS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown transport {name!r}; available: {', '.join(available_transports())}"
-        ) from None
-    import importlib
-
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)()
+    return TRANSPORTS.get(name)()
 
 
 _default: str | None = None
@@ -46,9 +43,9 @@ def default_transport() -> str:
     """`SATCHEL_TRANSPORT` if set; else "shm" on Linux when the ring library loads (it is built on first
     use if needed) and /dev/shm is writable; else "pipe"."""
     global _default
-    chosen = os.environ.get("SATCHEL_TRANSPORT")
+    chosen = settings.raw("SATCHEL_TRANSPORT")
     if chosen:
-        if chosen not in _BACKENDS:
+        if chosen not in TRANSPORTS:
             raise ValueError(
                 f"SATCHEL_TRANSPORT={chosen!r}: unknown transport; available: {', '.join(available_transports())}"
             )

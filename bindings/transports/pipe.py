@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 
 from satchel.bindings.transports.base import Channel, Transport, TransportFactory
-from satchel.errors import ProtocolError, TransportClosed, TransportTimeout
+from satchel.core.errors import ProtocolError, TransportClosed, TransportTimeout
 
 _LEN = struct.Struct("<Q")
 _MAX_IOV = 512

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from satchel.bindings.ring import DEFAULT_CAPACITY, Ring
 from satchel.bindings.transports.base import Channel, Transport, TransportFactory
+from satchel.core import settings
 
 
 class ShmTransport(Transport):
@@ -65,7 +66,7 @@ class _ShmChannel(Channel):
 
 
 def _capacity() -> int:
-    value = os.environ.get("SATCHEL_RING_CAPACITY")
+    value = settings.raw("SATCHEL_RING_CAPACITY")
     if not value:
         return DEFAULT_CAPACITY
     try:

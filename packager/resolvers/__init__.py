@@ -1,18 +1,19 @@
 """Environment resolvers, registered by name: `get_resolver("uv")`.
 
-A backend is a `Resolver` subclass in its own module; register it here by "module:Class" (imported
-only when first asked for) or at run time with `register_resolver`.
+A backend is a `Resolver` subclass in its own module and one entry in RESOLVERS (imported only when first
+asked for; `satchel.core.registry`), or registered at run time with `register_resolver`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
-from satchel.errors import EnvironmentResolutionError
+from satchel.core.errors import EnvironmentResolutionError
+from satchel.core.registry import Entry, Registry
 from satchel.packager.resolvers.base import Lock, LockedPackage, Progress, Resolver
 
 __all__ = [
+    "RESOLVERS",
     "Lock",
     "LockedPackage",
     "Progress",
@@ -22,34 +23,25 @@ __all__ = [
     "register_resolver",
 ]
 
-# name -> "module:attribute" (imported lazily) or a factory returning a Resolver.
-_REGISTRY: dict[str, str | Callable[..., Resolver]] = {
-    "uv": "satchel.packager.resolvers.uv:UvResolver",
-}
+RESOLVERS: Registry[Resolver] = Registry(
+    "environment resolver",
+    {"uv": Entry("satchel.packager.resolvers.uv:UvResolver")},
+    unknown=EnvironmentResolutionError,
+)
 
 
 def register_resolver(name: str, factory: str | Callable[..., Resolver]) -> None:
     """Register a backend under `name`: a "module:Class" string or a callable returning a Resolver."""
-    _REGISTRY[name] = factory
+    RESOLVERS.register(name, factory)
 
 
 def available_resolvers() -> list[str]:
-    return sorted(_REGISTRY)
+    return RESOLVERS.names()
 
 
 def get_resolver(name: str, **options) -> Resolver:
     """A new resolver of backend `name`; `options` go to its constructor (e.g. `progress=`)."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(available_resolvers())
-        raise EnvironmentResolutionError(
-            f"unknown environment resolver {name!r}; this version of Satchel has: {known}"
-        ) from None
-    if isinstance(factory, str):
-        module_name, _, attribute = factory.partition(":")
-        factory = getattr(importlib.import_module(module_name), attribute)
-    resolver = factory(**options)
+    resolver = RESOLVERS.get(name)(**options)
     if not isinstance(resolver, Resolver):
         raise TypeError(f"resolver {name!r} is not a Resolver: {resolver!r}")
     return resolver

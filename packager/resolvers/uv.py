@@ -28,8 +28,8 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from satchel import config
-from satchel.errors import BlobCorrupted, EnvironmentBuildError, EnvironmentResolutionError
+from satchel.core import settings as config
+from satchel.core.errors import BlobCorrupted, EnvironmentBuildError, EnvironmentResolutionError
 from satchel.packager import interpreters
 from satchel.packager.environment import Environment
 from satchel.packager.resolvers.base import Lock, LockedPackage, Progress, Resolver

@@ -199,7 +199,7 @@ class Store(ABC):
 
         Raises BlobNotFound, or BlobCorrupted naming the blob (and `what` it is) on a mismatch.
         """
-        from satchel.errors import BlobCorrupted
+        from satchel.core.errors import BlobCorrupted
 
         check_digest(digest)
         dest = Path(dest)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
+from satchel.core.errors import BlobCorrupted, BlobNotFound, StoreError
 from satchel.packager.stores.base import (
     CHUNK,
     RESERVED_TOP_LEVEL,

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 
-from satchel import config
-from satchel.errors import StoreError, UnknownStoreScheme
+from satchel.core import settings as config
+from satchel.core.errors import StoreError, UnknownStoreScheme
+from satchel.core.registry import Entry, Registry
 from satchel.packager.stores.base import Store
 
 #: scheme -> "module:class". Imported only when a URL of that scheme is opened, so a backend's
 #: optional dependencies (boto3 for s3) are needed only by those who use it.
-BACKENDS: dict[str, str] = {
-    "file": "satchel.packager.stores.file:FileStore",
-    "s3": "satchel.packager.stores.s3:S3Store",
-}
+BACKENDS: Registry[type[Store]] = Registry(
+    "store URL scheme",
+    {
+        "file": Entry("satchel.packager.stores.file:FileStore"),
+        "s3": Entry("satchel.packager.stores.s3:S3Store", extra="s3"),
+    },
+    unknown=UnknownStoreScheme,
+)
 
 # `scheme://...` or `scheme:/...`; anything else is a plain filesystem path. A one-letter scheme
 # is a Windows drive (C:\store, C:/store), not a URL.
@@ -23,15 +27,14 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+):/")
 
 def backend_for(scheme: str) -> type[Store]:
     """The Store class registered for `scheme`; UnknownStoreScheme if there is none."""
-    target = BACKENDS.get(scheme.lower())
-    if target is None:
-        supported = ", ".join(f"{name}://" for name in sorted(BACKENDS))
+    scheme = scheme.lower()
+    if scheme not in BACKENDS:
+        supported = ", ".join(f"{name}://" for name in BACKENDS.names())
         raise UnknownStoreScheme(
             f"unknown store URL scheme {scheme!r}: supported schemes are {supported} "
             f"(or a plain directory path)"
         )
-    module_name, _, class_name = target.partition(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return BACKENDS.get(scheme)
 
 
 def url_scheme(url: str) -> str | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
+from satchel.core.errors import BlobCorrupted, BlobNotFound, StoreError
 from satchel.packager.stores.base import (
     CHUNK,
     RESERVED_TOP_LEVEL,

@@ -18,10 +18,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from satchel._version import __version__
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import get_transport
+from satchel.core.version import __version__
 from satchel.runtime.worker.artifacts import restore
 from satchel.runtime.worker.server import Server
 
@@ -75,9 +75,6 @@ def main(argv: list[str] | None = None) -> None:
     transport = get_transport(spec["transport"]).attach(spec["endpoint"])
 
     try:
-        from satchel.runtime.worker import shims
-
-        shims.install()
         sys.path.insert(0, spec["code_dir"])
         func = _resolve(spec["module"], spec["qualname"])
         main_alias = spec.get("main_alias")

@@ -12,7 +12,7 @@ caller kills a worker that does not answer within its grace period). Any other m
 nothing extra, and a CANCEL is acted on within about two WATCH_INTERVALs.
 
 Deadlines: a CALL whose `deadline_ms` (absolute, ms since the Unix epoch) has passed when the main
-thread picks it up is answered at once with an ERROR of type `satchel.errors.CallTimeout`, without
+thread picks it up is answered at once with an ERROR of type `satchel.core.errors.CallTimeout`, without
 running. A cancelled call is answered with an ERROR of the same type saying it was interrupted.
 """
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from satchel.bindings import envelope as env
-from satchel.errors import ProtocolError, TransportClosed
+from satchel.core.errors import ProtocolError, TransportClosed
 from satchel.runtime.worker import context as call_context
 
 WATCH_INTERVAL = 0.02  # seconds a call runs before the helper thread starts reading for a CANCEL

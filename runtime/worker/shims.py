@@ -2,7 +2,8 @@
 
 A function's module runs `@satchel.function(environment=satchel.Environment(...))` when the worker
 imports it. The worker has only part of Satchel (no packager, none of its dependencies), so these
-shims make the declaration a no-op that keeps the plain function.
+shims make the declaration a no-op that keeps the plain function; the worker kit's `satchel` package
+(`face.py`) exports them.
 """
 
 from __future__ import annotations
@@ -47,12 +48,3 @@ def function(func: Any = None, **options: Any) -> Any:
     if func is not None:
         return Function(func)
     return lambda f: Function(f)
-
-
-def install() -> None:
-    """Point `satchel.function`, `satchel.Function` and `satchel.Environment` at these shims."""
-    import satchel
-
-    for name in ("function", "Function", "Environment"):
-        satchel._EXPORTS[name] = __name__
-        satchel.__dict__.pop(name, None)

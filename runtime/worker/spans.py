@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from satchel.core import settings
+
 __all__ = ["EXPORTERS", "TRACE_FILE", "exporter_name", "install"]
 
 EXPORTERS = ("console", "otlp", "jsonl", "none")
@@ -23,15 +25,12 @@ def exporter_name(exporter: str | None = None) -> str:
     """`exporter`, else $SATCHEL_TRACE_EXPORTER, else $OTEL_TRACES_EXPORTER, else "none" (lower-cased);
     ValueError naming the value when it is none of EXPORTERS, or when `jsonl` has no SATCHEL_TRACE_FILE."""
     name = (
-        exporter
-        or os.environ.get("SATCHEL_TRACE_EXPORTER")
-        or os.environ.get("OTEL_TRACES_EXPORTER")
-        or "none"
+        exporter or settings.raw("SATCHEL_TRACE_EXPORTER") or os.environ.get("OTEL_TRACES_EXPORTER") or "none"
     )
     name = name.strip().lower()
     if name not in EXPORTERS:
         raise ValueError(f"trace exporter {name!r}: expected one of {', '.join(EXPORTERS)}")
-    if name == "jsonl" and not os.environ.get(TRACE_FILE):
+    if name == "jsonl" and not settings.raw(TRACE_FILE):
         raise ValueError(f"trace exporter 'jsonl' needs {TRACE_FILE}: the file to append spans to")
     return name
 
@@ -74,7 +73,7 @@ def install(name: str, service: str, *, need_sdk: bool = True) -> bool:
     if name == "jsonl":  # a local append: written as each span ends, so the file is always complete
         from satchel.runtime.worker.jsonl_exporter import JsonLinesExporter
 
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(os.environ[TRACE_FILE])))
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesExporter(settings.raw(TRACE_FILE))))
     elif name == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
     else:

@@ -44,9 +44,9 @@ class FunctionReplica:
     """A replica of one function's deployment: a loaded proxy with one worker; calls go through it."""
 
     def __init__(self, ref: str, max_pending: int | None) -> None:
-        import satchel
+        from satchel.runtime.load import load
 
-        self.fn = satchel.load(ref, workers=1, max_pending=max_pending or DEFAULT_MAX_PENDING)
+        self.fn = load(ref, workers=1, max_pending=max_pending or DEFAULT_MAX_PENDING)
 
     async def call(self, args: tuple, kwargs: dict[str, Any]) -> Any:
         return await self.fn.acall(*args, **kwargs)
@@ -108,7 +108,7 @@ class ServeFunction:
         except RayTaskError as exc:
             raise _cause(exc) from None
         except BackPressureError as exc:
-            from satchel.errors import Overloaded
+            from satchel.core.errors import Overloaded
 
             raise Overloaded(f"{self.name}: the queue is full ({exc})") from None
 

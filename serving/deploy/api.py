@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from satchel.errors import SatchelError
+from satchel.core.errors import SatchelError
 from satchel.packager.refs import BundleRef
 
 from . import registry as reg

@@ -27,15 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import getpass
 import json
-import os
 import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from satchel import _holders as holders
+from satchel.core import identity as holders
+from satchel.core import settings
 from satchel.packager.refs import check_name
 from satchel.packager.stores import Store, open_store
 
@@ -70,11 +69,7 @@ def check_deployment_name(name: str) -> str:
 
 def who() -> str:
     """`user@host` of this process (SATCHEL_USER overrides the user)."""
-    try:
-        user = os.environ.get("SATCHEL_USER") or getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return f"{settings.user()}@{socket.gethostname()}"
 
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"

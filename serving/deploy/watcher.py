@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from satchel.errors import SatchelError
+from satchel.core.errors import SatchelError
 from satchel.packager.stores import Store
 from satchel.runtime.proxy import LoadedFunction
 

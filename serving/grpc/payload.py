@@ -9,7 +9,7 @@ from typing import Any
 import fastavro
 import grpc
 
-from satchel.errors import ArgumentError, ProtocolError
+from satchel.core.errors import ArgumentError, ProtocolError
 
 from ..hosted import HostedFunction
 from .errors import GrpcError

@@ -11,7 +11,7 @@ import grpc
 
 from satchel.bindings.proto.satchel.v1 import functions_pb2 as pb
 from satchel.bindings.proto.satchel.v1 import functions_pb2_grpc as pb_grpc
-from satchel.errors import ArgumentError
+from satchel.core.errors import ArgumentError
 
 from ..hosted import HostedFunction
 from ..hosting import Hosting

@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from satchel.errors import ArgumentError
+from satchel.core.errors import ArgumentError
 
 from ..hosted import HostedFunction
 from ..metrics import Metrics

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from satchel._version import __version__
 from satchel.bindings.jsonform import json_schema
+from satchel.core.version import __version__
 
 from ..hosted import HostedFunction
 from .examples import example

@@ -17,7 +17,7 @@ from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.convert import to_datum_converter
 from satchel.bindings.fingerprint import fingerprint64
 from satchel.bindings.schema import Param, request_schema, response_schema, signature_params
-from satchel.errors import ArgumentError, ProtocolError, SchemaError
+from satchel.core.errors import ArgumentError, ProtocolError, SchemaError
 
 from .models import Color, Point, Row
 

@@ -18,7 +18,7 @@ import pytest
 from satchel.bindings import convert
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.schema import Param, request_schema, response_schema
-from satchel.errors import ArgumentError, SatchelError
+from satchel.core.errors import ArgumentError, SatchelError
 
 from .models import Color, Movie, Order, Other, Pair, Point, Row, Size, Tree
 

@@ -9,7 +9,7 @@ import pytest
 
 from satchel.bindings import envelope as env
 from satchel.bindings.fingerprint import fingerprint64, to_signed64
-from satchel.errors import ProtocolError, RemoteError
+from satchel.core.errors import ProtocolError, RemoteError
 
 PARSED = fastavro.parse_schema(env.ENVELOPE_SCHEMA)
 

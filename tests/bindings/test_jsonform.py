@@ -28,7 +28,7 @@ from satchel.bindings.jsonform import (
     value_to_json,
 )
 from satchel.bindings.schema import Param, named_types, request_schema, response_schema
-from satchel.errors import ArgumentError
+from satchel.core.errors import ArgumentError
 
 from .models import Color, Movie, Order, Pair, Point, Row, Tree
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from satchel.bindings.transports.pipe import _LEN, PipeTransport
-from satchel.errors import TransportClosed, TransportTimeout
+from satchel.core.errors import TransportClosed, TransportTimeout
 
 
 @pytest.fixture

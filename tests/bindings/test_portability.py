@@ -1,4 +1,5 @@
-"""The bindings run in workers on Python 3.9-3.13 with only fastavro installed: check what we can here."""
+"""The bindings and the floor under them run in workers on Python 3.9-3.13 with only fastavro installed:
+check what we can here."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 BINDINGS = Path(__file__).resolve().parents[2] / "bindings"
-ERRORS = Path(__file__).resolve().parents[2] / "satchel" / "errors.py"
+CORE = Path(__file__).resolve().parents[2] / "core"
 MODULES = ["_avro", "codec", "convert", "envelope", "fingerprint", "jsonform", "logical", "schema"]
+FLOOR = sorted(path.stem for path in CORE.glob("*.py"))
 ALLOWED_THIRD_PARTY = {"fastavro"}
 
 
@@ -22,8 +24,25 @@ def test_parses_as_python_39(name):
     assert "from __future__ import annotations" in source
 
 
+@pytest.mark.parametrize("name", FLOOR)
+def test_the_floor_parses_as_python_39_and_imports_only_the_standard_library(name):
+    source = (CORE / f"{name}.py").read_text()
+    tree = ast.parse(source, feature_version=(3, 9))
+    assert name == "__init__" or "from __future__ import annotations" in source
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+        else:
+            continue
+        for module in modules:
+            ok = module.split(".")[0] in sys.stdlib_module_names or module.startswith("satchel.core")
+            assert ok, f"core/{name}.py imports {module}"
+
+
 @pytest.mark.parametrize("name", MODULES)
-def test_imports_only_stdlib_fastavro_and_satchel_errors(name):
+def test_imports_only_stdlib_fastavro_and_the_floor(name):
     tree = ast.parse((BINDINGS / f"{name}.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -36,7 +55,11 @@ def test_imports_only_stdlib_fastavro_and_satchel_errors(name):
             continue
         for module in modules:
             top = module.split(".")[0]
-            ok = top in sys.stdlib_module_names or top in ALLOWED_THIRD_PARTY or module == "satchel.errors"
+            ok = (
+                top in sys.stdlib_module_names
+                or top in ALLOWED_THIRD_PARTY
+                or module.startswith("satchel.core")
+            )
             assert ok, f"{name}.py imports {module}"
 
 

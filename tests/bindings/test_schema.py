@@ -30,7 +30,7 @@ from satchel.bindings.schema import (
     response_schema,
     signature_params,
 )
-from satchel.errors import SchemaError
+from satchel.core.errors import SchemaError
 
 from .models import Color, Movie, Pair, Point, Tree
 

@@ -14,7 +14,7 @@ import pytest
 import satchel
 from satchel.bindings import _native, convert, logical
 from satchel.bindings.codec import Codec, RequestCodec
-from satchel.errors import ProtocolError
+from satchel.core.errors import ProtocolError
 from tests.functions import arrays, pooled
 
 NDARRAY = {"type": "bytes", "logicalType": "satchel.ndarray"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.errors import EnvironmentBuildError, InterpreterNotFound
+from satchel.core.errors import EnvironmentBuildError, InterpreterNotFound
 from satchel.packager import interpreters
 from satchel.packager.blobcache import BlobCache
 from satchel.packager.resolvers.base import Lock, LockedPackage

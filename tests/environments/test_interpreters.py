@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from satchel.errors import EnvironmentResolutionError, InterpreterNotFound
+from satchel.core.errors import EnvironmentResolutionError, InterpreterNotFound
 from satchel.packager import interpreters
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.errors import BlobCorrupted, EnvironmentResolutionError
+from satchel.core.errors import BlobCorrupted, EnvironmentResolutionError
 from satchel.packager import interpreters
 from satchel.packager.environment import Environment
 from satchel.packager.resolvers import available_resolvers, get_resolver, register_resolver
@@ -31,10 +31,10 @@ def test_registry_takes_new_backends() -> None:
         assert isinstance(get_resolver("uv-again"), UvResolver)
         assert isinstance(get_resolver("uv-factory", progress=print), UvResolver)
     finally:
-        from satchel.packager.resolvers import _REGISTRY
+        from satchel.packager.resolvers import RESOLVERS
 
-        _REGISTRY.pop("uv-again")
-        _REGISTRY.pop("uv-factory")
+        RESOLVERS.unregister("uv-again")
+        RESOLVERS.unregister("uv-factory")
 
 
 def test_resolve_pins_user_and_runtime_requirements(lock: Lock) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel import _holders
+from satchel.core import identity as _holders
 from satchel.flows import Flow, gc
 from satchel.flows.datastore import FlowDatastore
 from tests.flows.helpers import FLOWDEFS

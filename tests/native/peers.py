@@ -12,7 +12,7 @@ import sys
 
 from satchel.bindings.ring import Ring
 from satchel.bindings.transports.shm import ShmTransportFactory
-from satchel.errors import TransportClosed
+from satchel.core.errors import TransportClosed
 
 
 def say(text: str) -> None:

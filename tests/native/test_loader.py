@@ -19,8 +19,8 @@ def _kit_copy(root: Path) -> Path:
     """The bindings as a worker kit has them (loader + C source in _native/src), without a library."""
     kit = root / "satchel"
     shutil.copytree(REPO / "bindings", kit / "bindings", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    for name in ("__init__.py", "_version.py", "errors.py"):
-        shutil.copy(REPO / "satchel" / name, kit / name)
+    shutil.copy(REPO / "satchel" / "__init__.py", kit / "__init__.py")
+    shutil.copytree(REPO / "core", kit / "core", ignore=shutil.ignore_patterns("__pycache__"))
     native = kit / "bindings" / "_native"
     (native / "src").mkdir()
     for name in _native.SOURCES:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from satchel.bindings.ring import FLAG_NO_FUTEX, HEADER_SIZE, MAGIC, SHM_DIR, Ring
-from satchel.errors import TransportClosed
+from satchel.core.errors import TransportClosed
 from tests.native.conftest import segments_of
 
 U64 = struct.Struct("<Q")

@@ -13,7 +13,7 @@ import pytest
 
 from satchel.bindings import _native
 from satchel.bindings.ring import HEADER_SIZE, SHM_DIR, Ring, clean_segments, list_segments, read_header
-from satchel.errors import TransportClosed, TransportTimeout
+from satchel.core.errors import TransportClosed, TransportTimeout
 from tests.native.conftest import Peer, segments_of, wait_until
 
 CAP = 4096

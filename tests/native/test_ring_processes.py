@@ -13,7 +13,7 @@ import pytest
 
 from satchel.bindings.ring import Ring
 from satchel.bindings.transports.shm import ShmTransportFactory
-from satchel.errors import TransportClosed
+from satchel.core.errors import TransportClosed
 from tests.native.conftest import Peer, segments_of, wait_until
 
 DEATH_NOTICE = 1.0  # seconds within which a blocked side must learn that its peer died (typically ~0.1)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from satchel import _holders as holders
 from satchel.cli import main as cli
+from satchel.core import identity as holders
 from satchel.serving.deploy import DeploymentTimeout, deploy, wait_for_outcome
 from satchel.serving.deploy import registry as reg
 from satchel.serving.deploy.api import outcome_of

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.errors import BlobNotFound, StoreError
+from satchel.core.errors import BlobNotFound, StoreError
 from satchel.packager.stores import file as file_module
 from satchel.packager.stores.file import FileStore
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.errors import StoreError, UnknownStoreScheme
+from satchel.core.errors import StoreError, UnknownStoreScheme
 from satchel.packager import stores
 from satchel.packager.stores import registry
 from satchel.packager.stores.file import FileStore
@@ -16,7 +16,7 @@ from satchel.packager.stores.s3 import S3Store
 
 
 def test_every_scheme_is_registered() -> None:
-    assert set(registry.BACKENDS) == {"file", "s3"}
+    assert set(registry.BACKENDS.names()) == {"file", "s3"}
     assert registry.backend_for("file") is FileStore
     assert registry.backend_for("S3") is S3Store
     assert FileStore.scheme == "file" and S3Store.scheme == "s3"
@@ -175,8 +175,11 @@ def test_a_new_backend_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch, tm
     module = type(sys)("satchel_test_memstore")
     module.MemStore = MemStore  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "satchel_test_memstore", module)
-    monkeypatch.setitem(registry.BACKENDS, "mem", "satchel_test_memstore:MemStore")
-    store = open_store("mem://x")
-    assert isinstance(store, MemStore)
-    with pytest.raises(UnknownStoreScheme, match="mem://"):
-        open_store("nope://x")
+    registry.BACKENDS.register("mem", "satchel_test_memstore:MemStore")
+    try:
+        store = open_store("mem://x")
+        assert isinstance(store, MemStore)
+        with pytest.raises(UnknownStoreScheme, match="mem://"):
+            open_store("nope://x")
+    finally:
+        registry.BACKENDS.unregister("mem")

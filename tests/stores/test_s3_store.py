@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from satchel.errors import BlobNotFound, StoreError
+from satchel.core.errors import BlobNotFound, StoreError
 from satchel.packager.stores import open_store
 from satchel.packager.stores import s3 as s3_module
 from satchel.packager.stores.s3 import S3Store

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
+from satchel.core.errors import BlobCorrupted, BlobNotFound, StoreError
 from satchel.packager.stores import open_store
 from satchel.packager.stores.base import Store, blob_key
 from tests.stores import _workers

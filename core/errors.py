@@ -138,3 +138,21 @@ class TransportClosed(SatchelError, EOFError):
 
 class TransportTimeout(SatchelError, TimeoutError):
     """No message arrived within the timeout."""
+
+
+# --- installation ------------------------------------------------------------------------------
+
+
+class MissingExtra(SatchelError, ImportError):
+    """A feature whose optional dependencies are not installed. The message is one line naming the
+    missing module and the extra to install."""
+
+    def __init__(self, feature: str, module: str, extra: str | None = None) -> None:
+        self.feature = feature
+        self.module = module
+        self.extra = extra
+        hint = f": pip install 'satchel[{extra}]'" if extra else ""
+        super().__init__(f"{feature} needs {module}, which is not installed{hint}")
+
+    def __reduce__(self):
+        return (type(self), (self.feature, self.module, self.extra))
