@@ -5,8 +5,8 @@
 
 Why a hit is trusted by its identity rather than re-hashed: hashing runs at about 1 GB/s, so a large
 artifact would cost seconds on every load. A file whose inode, size, mtime and ctime are unchanged
-since the cache verified it has not been written to since (ctime cannot be set back by a user), so
-the check catches every ordinary change: a process writing to an artifact path, a partial copy,
+since the cache verified it has not been written to since (ctime cannot be set back by a user; to the
+filesystem's timestamp granularity), so the check catches every ordinary change: a process writing to an artifact path, a partial copy,
 another tool. A file that fails it is hashed again; if its content is wrong it is removed and fetched
 again from the store, verified. What it does not stop is someone who can write SATCHEL_HOME at will
 and forges the stamp too; such a person can equally rewrite the environments under it, so no check

@@ -5,6 +5,7 @@ the `satchel` CLI."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import os
 import pickle
@@ -313,3 +314,26 @@ def test_a_local_store_blob_is_linked_into_the_cache_not_copied(source: tuple[st
         assert fn([[0.0, 0.0]]) == [bias]
     assert cache.path(digest).stat().st_ino == in_store.stat().st_ino
     assert not cache.path(digest).stat().st_mode & 0o222  # read-only, like the store's
+
+
+@pytest.mark.parametrize("digest", ["../" + HEX[:61], "/" + HEX[:63], HEX.upper(), HEX[:63], None])
+def test_the_blob_cache_builds_no_path_from_a_bad_digest(tmp_path: Path, digest: Any) -> None:
+    cache = BlobCache(tmp_path / "blobs")
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
+        cache.path(digest)
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
+        cache.lookup(digest)
+
+
+def test_a_cached_file_changed_since_verified_is_dropped(tmp_path: Path) -> None:
+    cache = BlobCache(tmp_path / "blobs")
+    source = tmp_path / "wheel.whl"
+    source.write_bytes(b"the bytes the lock names")
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    cached = cache.add_file(source, digest)
+    assert cache.lookup(digest) == cached
+    cached.chmod(0o644)
+    cached.write_bytes(b"the bytes someone else put")
+    assert cache.lookup(digest) is None
+    assert not cached.exists()
+    assert cache.add_file(source, digest).read_bytes() == b"the bytes the lock names"
