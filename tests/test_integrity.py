@@ -241,13 +241,18 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("bad", ["escape", "absolute"])
 @pytest.mark.parametrize("field", sorted(FIELDS))
-def test_cli_call_and_verify_refuse_a_bad_digest(
+def test_cli_call_serve_and_verify_refuse_a_bad_digest(
     store_url: str, source: tuple[str, dict], sandbox: Path, field: str, bad: str
 ) -> None:
     doctored, value = _doctor(sandbox, source[1], field, bad)
     ref = _publish(store_url, doctored)
     before = _files(sandbox)
-    for command in (["call", ref, "--args", '{"rows": [[1.0, 1.0]]}'], ["verify", ref]):
+    commands = (
+        ["call", ref, "--args", '{"rows": [[1.0, 1.0]]}'],
+        ["serve", ref, "--port", "0"],
+        ["verify", ref],
+    )
+    for command in commands:
         out = _cli(*command)
         assert out.returncode == 1, (command, out.stdout, out.stderr)
         assert out.stderr.startswith("error: metadata document of bundle"), out.stderr
