@@ -61,7 +61,11 @@ class BlobCache:
         if sha256_file(target) == digest:
             self._stamp(target)
             return target
-        target.unlink(missing_ok=True)
+        try:
+            if target.stat().st_ino == st.st_ino:  # not already replaced by a good copy meanwhile
+                target.unlink()
+        except FileNotFoundError:
+            pass
         return None
 
     def has(self, digest: str) -> bool:
