@@ -182,7 +182,10 @@ class FileStore(Store):
         except OSError:  # another filesystem, or another user's file (protected hard links)
             return super().fetch_blob(digest, dest, what=what)
         try:
-            actual = sha256_file(link)
+            try:
+                actual = sha256_file(link)
+            except OSError as exc:
+                raise StoreError(f"cannot read blob sha256:{digest} from {self.url}: {exc}") from exc
             if actual != digest:
                 raise self._corrupted(digest, actual, what)
             link.replace(dest)
