@@ -50,7 +50,11 @@ class BlobNotFound(StoreError, LookupError):
 
 
 class BlobCorrupted(StoreError):
-    """A blob whose bytes do not match its sha256."""
+    """A blob whose bytes do not match its sha256; `actual` is what they hash to, when known."""
+
+    def __init__(self, message: str, actual: str | None = None) -> None:
+        super().__init__(message)
+        self.actual = actual
 
 
 class BundleFormatError(SatchelError):

@@ -109,8 +109,8 @@ class Environments:
         with tempfile.TemporaryDirectory(prefix="satchel-flow-env-") as tmp:
 
             def fetch_file(package: Any) -> Path:
-                local = cache.path(package.sha256)
-                if local.is_file():
+                local = cache.lookup(package.sha256)
+                if local is not None:
                     return local
                 downloaded = resolver.download(package, Path(tmp) / package.filename)
                 return cache.add_file(downloaded, package.sha256)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from satchel.core.errors import BundleFormatError, BundleNotFound
 from satchel.packager.refs import BundleRef, check_name
 from satchel.packager.resolvers.base import Lock
 from satchel.packager.stores import Store, open_store
+from satchel.packager.stores.base import check_digest
 
 FORMAT_VERSION = 1
 # Written when a parameter is bound to a flow task (artifacts of serializer satchel-task-1).
@@ -20,6 +22,7 @@ READABLE_VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_TASKS)
 TASK_MANIFEST_MAGIC = b"SATCHEL-TASK 1\n"  # first bytes of a satchel-task-1 artifact blob, then JSON
 KIND = "satchel.function"
 _REQUIRED = ("format_version", "kind", "name", "version", "function", "interface", "code", "environment")
+_ENV_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def document_key(name: str, version: int) -> str:
@@ -56,6 +59,62 @@ class Bundle:
         self.doc = doc
         self.ref = ref
         self.digest = digest
+        self._check_names()
+
+    def _field_error(self, field: str, problem: str) -> BundleFormatError:
+        where = (
+            f"{self.ref.store}#{self.ref.name}:{self.ref.version}" if self.ref else repr(self.doc.get("name"))
+        )
+        return BundleFormatError(
+            f"metadata document of bundle {where}: {field} {problem}; the document is malformed or was "
+            "tampered with, so nothing was loaded from it"
+        )
+
+    def _check_names(self) -> None:
+        """Validate every digest and file name the document gives, before any becomes a path.
+
+        Blob digests name files in stores and in the local cache (`<root>/<hh>/<digest>`), and
+        package file names name links in a build directory: a `..`, an absolute path or any other
+        string there would reach a file outside them, which would then be used as a verified blob.
+        """
+
+        def entries(value: Any, field: str) -> list[dict]:
+            if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+                raise self._field_error(field, f"is {type(value).__name__}, not a list of objects")
+            return value
+
+        def digest(entry: dict, field: str, what: str) -> None:
+            value = entry.get(field.rpartition(".")[2])
+            try:
+                check_digest(value)
+            except ValueError:
+                raise self._field_error(
+                    f"{field} ({what})", f"is {value!r}, not a sha256 digest (64 lowercase hex digits)"
+                ) from None
+
+        code = self.doc["code"]
+        if not isinstance(code, dict):
+            raise self._field_error("code", f"is {type(code).__name__}, not an object")
+        digest(code, "code.blob", "the code package")
+        for index, art in enumerate(entries(self.doc.get("artifacts", []), "artifacts")):
+            if not isinstance(art.get("name"), str):
+                raise self._field_error(f"artifacts[{index}].name", f"is {art.get('name')!r}, not a string")
+            digest(art, f"artifacts[{index}].blob", f"artifact {art['name']!r}")
+        env = self.doc["environment"]
+        if not isinstance(env, dict):
+            raise self._field_error("environment", f"is {type(env).__name__}, not an object")
+        if "id" in env and not (isinstance(env["id"], str) and _ENV_ID.fullmatch(env["id"])):
+            raise self._field_error("environment.id", f"is {env['id']!r}, not 32 lowercase hex digits")
+        for index, pkg in enumerate(entries(env.get("packages"), "environment.packages")):
+            filename = pkg.get("filename")
+            field = f"environment.packages[{index}]"
+            if not (
+                isinstance(filename, str)
+                and filename not in ("", ".", "..")
+                and not any(c in filename for c in "/\\\0")
+            ):
+                raise self._field_error(f"{field}.filename", f"is {filename!r}, not a plain file name")
+            digest(pkg, f"{field}.sha256", f"package {filename}")
 
     name = property(lambda self: self.doc["name"])
     version = property(lambda self: self.doc["version"])

@@ -227,8 +227,8 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
         with step(f"Mirroring {len(lock.packages)} package files into {target.url}", progress):
             for pkg in lock.packages:
                 if not target.has_blob(pkg.sha256):
-                    local = cache.path(pkg.sha256)
-                    if not local.is_file():
+                    local = cache.lookup(pkg.sha256)
+                    if local is None:
                         downloaded = resolver.download(pkg, tmpdir / pkg.filename)
                         local = cache.add_file(downloaded, pkg.sha256)
                     target.put_blob(local, pkg.sha256)

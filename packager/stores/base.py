@@ -198,9 +198,8 @@ class Store(ABC):
         """Copy a blob to `dest`, verifying its sha256 on the way. Atomic: `dest` is whole or absent.
 
         Raises BlobNotFound, or BlobCorrupted naming the blob (and `what` it is) on a mismatch.
+        This is the one way a blob is read and verified: the blob cache and `satchel verify` use it.
         """
-        from satchel.core.errors import BlobCorrupted
-
         check_digest(digest)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -215,15 +214,22 @@ class Store(ABC):
                     out.write(chunk)
             actual = hasher.hexdigest()
             if actual != digest:
-                label = f" ({what})" if what else ""
-                raise BlobCorrupted(
-                    f"blob sha256:{digest}{label} in {self.url} is corrupt: its content hashes to "
-                    f"sha256:{actual}. Re-export the bundle, or restore the blob from a good copy."
-                )
+                raise self._corrupted(digest, actual, what)
             tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def _corrupted(self, digest: str, actual: str, what: str) -> Exception:
+        """The BlobCorrupted error for blob `digest` (`what` it is) found to hash to `actual`."""
+        from satchel.core.errors import BlobCorrupted
+
+        label = f" ({what})" if what else ""
+        return BlobCorrupted(
+            f"blob sha256:{digest}{label} in {self.url} is corrupt: its content hashes to "
+            f"sha256:{actual}. Re-export the bundle, or restore the blob from a good copy.",
+            actual=actual,
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
