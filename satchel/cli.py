@@ -128,36 +128,16 @@ def export(target: str, name: str | None, store: str | None, bind_pickle: tuple[
 @click.option("--timeout", type=float, help="Seconds to wait for the result.")
 def call(ref: str, args_json: str, timeout: float | None) -> None:
     """Call a bundle's function once; prints the JSON result."""
-    from satchel.bindings.jsonform import json_to_value, value_to_json
-    from satchel.bindings.schema import named_types
+    from satchel.bindings.arguments import JsonArguments
+    from satchel.bindings.jsonform import value_to_json
     from satchel.runtime.load import load
 
     try:
         args = json.loads(args_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
-    if not isinstance(args, dict):
-        raise click.BadParameter("expected a JSON object of parameter names to values", param_hint="--args")
     with load(ref, progress=True) as fn:
-        request = fn.schema["request"]
-        fields = {f["name"]: f for f in request["fields"]}
-        unknown = sorted(set(args) - set(fields))
-        if unknown:
-            raise click.BadParameter(
-                f"unknown parameter(s) {', '.join(unknown)}; {fn.ref.name} takes: {', '.join(fields) or 'nothing'}",
-                param_hint="--args",
-            )
-        full = dict(args)
-        named = named_types(request)
-        defaults = fn.defaults
-        for key, field in fields.items():
-            if key not in full and "default" in field:
-                full[key] = value_to_json(defaults[key], field["type"], named=named)
-        missing = sorted(set(fields) - set(full))
-        if missing:
-            raise click.BadParameter(f"missing parameter(s): {', '.join(missing)}", param_hint="--args")
-        values = json_to_value(full, request)
-        kwargs = values if isinstance(values, dict) else dict(values)
+        kwargs = JsonArguments(fn.schema["request"]).parse(args)  # worded as Python and REST word it
         if timeout is not None:
             kwargs["timeout"] = timeout
         result = fn(**kwargs)

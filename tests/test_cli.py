@@ -70,12 +70,24 @@ def test_call_prints_json(exported: str) -> None:
 
 def test_call_bad_args(exported: str) -> None:
     out = satchel_cli("call", exported, "--args", '{"n": "many"}', check=False)
-    assert out.returncode != 0 and "$.n: expected an integer, got string 'many'" in out.stderr
+    assert out.returncode != 0 and "parameter 'n': expected an integer, got string 'many'" in out.stderr
     assert "Traceback" not in out.stderr
     out = satchel_cli("call", exported, "--args", '{"x": 1}', check=False)
     assert out.returncode != 0 and "unknown parameter" in out.stderr and "x" in out.stderr
     out = satchel_cli("call", exported, "--args", "not json", check=False)
     assert out.returncode != 0 and "JSON" in out.stderr
+
+
+def test_call_argument_errors_read_as_in_python(exported: str) -> None:
+    """`satchel call` words a wrong call as a Python call of the function does (and REST: test_rest)."""
+    import satchel
+
+    with satchel.load(exported) as fn:
+        for body, args, kwargs in (({}, (), {}), ({"n": 1, "x": 2}, (1,), {"x": 2})):
+            with pytest.raises(satchel.ArgumentError) as info:
+                fn(*args, **kwargs)
+            out = satchel_cli("call", exported, "--args", json.dumps(body), check=False)
+            assert out.returncode == 1 and out.stderr.strip() == f"error: {info.value}"
 
 
 def test_inspect(exported: str) -> None:

@@ -73,7 +73,12 @@ def test_metadata_and_signature(describe_ref) -> None:
     with satchel.load(describe_ref) as fn:
         assert str(inspect.signature(fn)) == "(n: int, suffix: str = '') -> str"
         assert fn.__doc__ == "Say a number in words."
-        assert "Say a number in words." in pydoc.render_doc(fn)
+        text = pydoc.render_doc(fn, renderer=pydoc.plaintext)  # help(fn): the function, not the proxy
+        assert text.splitlines()[2:4] == [
+            "describe(n: int, suffix: str = '') -> str",
+            "    Say a number in words.",
+        ]
+        assert "LoadedFunction" not in text and "worker_pids" not in text
         meta = fn.metadata
         assert meta["format_version"] == 1
         assert meta["function"]["doc"] == "Say a number in words."
@@ -85,6 +90,21 @@ def test_metadata_and_signature(describe_ref) -> None:
         assert "fastavro" in names, "the worker's runtime requirement is in the lock"
         prov = meta["provenance"]
         assert prov["satchel_version"] == satchel.__version__ and prov["python"] and prov["host"]
+
+
+def test_call_options_are_checked_like_arguments(plain_refs) -> None:
+    with satchel.load(plain_refs["add"]) as fn:
+        for bad, expected in (("x", "number, got str 'x'"), (True, "got bool"), (-1, "0 or more seconds")):
+            with pytest.raises(
+                satchel.ArgumentError, match=f"option timeout=: expected .*{expected}"
+            ) as info:
+                fn(1, 2, timeout=bad)
+            assert info.value.parameter == "timeout"
+            with pytest.raises(satchel.ArgumentError, match="option timeout="):
+                asyncio.run(fn.acall(1, 2, timeout=bad))
+            with pytest.raises(satchel.ArgumentError, match="option timeout="):
+                list(fn.map([(1, 2)], timeout=bad))
+        assert fn(1, 2, timeout=30) == 3  # the worker never saw the bad calls
 
 
 def test_remote_error_keeps_worker(plain_refs) -> None:
