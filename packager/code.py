@@ -232,6 +232,13 @@ def script_subset(source: str, filename: str, needed: Iterable[str]) -> str:
         raise CodeCaptureError(f"{filename}:{exc.lineno}: cannot parse: {exc.msg}") from None
     statements = [_statement(node, filename) for node in tree.body]
     wanted = set(needed)
+    for name in sorted(wanted):  # a name only a `__main__` guard defines is never defined in the worker
+        guards = [st for st in statements if name in st.binds and _is_main_guard(st.node)]
+        if guards and all(_is_main_guard(st.node) for st in statements if name in st.binds):
+            raise CodeCaptureError(
+                f'{filename}:{guards[0].first}: {name!r} is defined under `if __name__ == "__main__":`, '
+                "which the worker does not run (it imports the script); define it at the top level"
+            )
     keep = [False] * len(statements)
     changed = True
     while changed:
@@ -259,6 +266,19 @@ def script_subset(source: str, filename: str, needed: Iterable[str]) -> str:
                 out[first - 1] = "; ".join(kept) + "\n"
         i = j + 1
     return "".join(out)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    """`if __name__ == "__main__":` (either way round)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
 
 
 def _statement(node: ast.stmt, filename: str) -> _Statement:

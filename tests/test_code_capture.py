@@ -192,3 +192,11 @@ def test_script_capture_ships_the_subset(tmp_path: Path, monkeypatch: pytest.Mon
     assert package.module == "job" and package.files == ("job.py",)
     shipped = zipfile.ZipFile(io.BytesIO(package.data)).read("job.py").decode()
     assert _kept(shipped) == ["TIMES = 2", "def f(x: int) -> int:", "    return x * TIMES"]
+
+
+def test_a_function_under_the_main_guard_is_refused() -> None:
+    from satchel.packager.code import script_subset
+
+    source = 'import satchel\n\nif __name__ == "__main__":\n    def f(x: int) -> int:\n        return x\n'
+    with pytest.raises(CodeCaptureError, match=r"train.py:3: 'f' is defined under `if __name__"):
+        script_subset(source, "train.py", ["f"])
