@@ -45,7 +45,7 @@ import fastavro
 
 from satchel.core.errors import ArgumentError, ProtocolError, SchemaError
 
-from . import _avro, convert, logical
+from . import _avro, arguments, convert, logical
 from .fingerprint import fingerprint64
 
 __all__ = ["Codec", "RequestCodec", "ZERO_COPY_MIN"]
@@ -179,7 +179,7 @@ class RequestCodec(Codec):
         self._field_from: dict[str, Any] = {}
         for field in node.fields:
             json_type = field.json["type"]
-            to = convert.to_datum_converter(json_type, path=f"parameter {field.name!r}", named=named)
+            to = convert.to_datum_converter(json_type, path=arguments.path_of(field.name), named=named)
             self._fields.append((field.name, to))
             self._field_from[field.name] = convert.from_datum_converter(json_type, named=named)
             if field.has_default:
@@ -215,10 +215,9 @@ class RequestCodec(Codec):
             elif name in self._default_datums:
                 datum[name] = self._default_datums[name]
             else:
-                raise ArgumentError(f"missing argument for parameter {name!r}")
+                raise arguments.missing([name])
         if used != len(kwargs):
-            unknown = ", ".join(repr(k) for k in kwargs if k not in self._names)
-            raise ArgumentError(f"unexpected argument(s) {unknown}")
+            raise arguments.unknown([k for k in kwargs if k not in self._names], self.parameters)
         return self.encode_datum(datum)
 
     def encode_call_parts(self, kwargs: dict[str, Any]) -> list[Any]:
@@ -234,7 +233,7 @@ class RequestCodec(Codec):
             return [self.encode_call(kwargs)]
         unknown = [k for k in kwargs if k not in self._names]
         if unknown:
-            raise ArgumentError(f"unexpected argument(s) {', '.join(repr(k) for k in unknown)}")
+            raise arguments.unknown(unknown, self.parameters)
         if self._segments is None:
             self._segments = _segments(self.schema, self._fields, self._raw_fields)
         parts: list[Any] = []
@@ -253,7 +252,7 @@ class RequestCodec(Codec):
                 try:
                     pieces = logical.ndarray_parts(value)
                 except ValueError as exc:
-                    raise ArgumentError(f"parameter {name!r}: {exc}") from None
+                    raise ArgumentError(f"{arguments.path_of(name)}: {exc}") from None
             if pieces is None:
                 pieces = [self._field_datum(name, to, kwargs)]
             head += _write_long(sum(_nbytes(p) for p in pieces))
@@ -274,7 +273,7 @@ class RequestCodec(Codec):
             return to(kwargs[name])
         if name in self._default_datums:
             return self._default_datums[name]
-        raise ArgumentError(f"missing argument for parameter {name!r}")
+        raise arguments.missing([name])
 
     def decode_call(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
         """The keyword arguments encoded in `data`, as Python values.

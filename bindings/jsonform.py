@@ -609,13 +609,14 @@ class _JsonSchema:
 class JsonForm:
     """The JSON form of one schema, with its converters built once."""
 
-    def __init__(self, schema: Any, *, named: dict[str, Any] | None = None) -> None:
+    def __init__(self, schema: Any, *, named: dict[str, Any] | None = None, path: str = "$") -> None:
+        """`path` starts every error message: "$" (the default) for a whole document, "parameter 'n'"..."""
         self.schema = schema
         self._named = named
         node = _avro.parse(schema, named=named)
         self._node = node
-        self._to_json = convert._wrap(_ToJson().build(node), "$")
-        self._from_json = convert._wrap(_FromJson().build(node), "$")
+        self._to_json = convert._wrap(_ToJson().build(node), path)
+        self._from_json = convert._wrap(_FromJson().build(node), path)
         self._to_datum: Converter | None = None
         self._from_datum: Converter | None = None
 

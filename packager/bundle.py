@@ -46,6 +46,8 @@ class Bundle:
     """A parsed, validated metadata document."""
 
     def __init__(self, doc: dict, *, ref: BundleRef | None = None, digest: str | None = None) -> None:
+        if not isinstance(doc, dict):
+            raise BundleFormatError(f"a bundle document is a JSON object, not {type(doc).__name__}")
         missing = [key for key in _REQUIRED if key not in doc]
         if missing:
             raise BundleFormatError(f"bundle document lacks {', '.join(missing)}; is it a Satchel bundle?")
@@ -56,18 +58,27 @@ class Bundle:
             )
         if doc["kind"] != KIND:
             raise BundleFormatError(f"bundle kind {doc['kind']!r} is not {KIND!r}")
+        function = doc["function"]
+        if not isinstance(function, dict) or not all(k in function for k in ("module", "qualname")):
+            raise BundleFormatError("bundle document's 'function' lacks its module or qualname")
+        params = function.get("parameters", [])
+        if not isinstance(params, list) or not all(isinstance(p, dict) and "name" in p for p in params):
+            raise BundleFormatError(
+                "bundle document's 'function.parameters' is not a list of named parameters"
+            )
+        if not isinstance(doc["interface"], dict) or not all(
+            k in doc["interface"] for k in ("request", "response")
+        ):
+            raise BundleFormatError("bundle document's 'interface' lacks its request or response schema")
         self.doc = doc
         self.ref = ref
         self.digest = digest
         self._check_names()
 
     def _field_error(self, field: str, problem: str) -> BundleFormatError:
-        where = (
-            f"{self.ref.store}#{self.ref.name}:{self.ref.version}" if self.ref else repr(self.doc.get("name"))
-        )
+        # parse_document puts the document's location in front, as for every other format error
         return BundleFormatError(
-            f"metadata document of bundle {where}: {field} {problem}; the document is malformed or was "
-            "tampered with, so nothing was loaded from it"
+            f"{field} {problem}; the document is malformed or was tampered with, so nothing was loaded from it"
         )
 
     def _check_names(self) -> None:
@@ -167,14 +178,79 @@ def read_bundle(ref: BundleRef | str) -> tuple[Bundle, Store]:
             f"metadata document of {ref.name}:{version} in {store.url} hashes to sha256:{digest}, "
             f"but the reference pins sha256:{ref.digest}"
         )
+    pinned = BundleRef(store.url, ref.name, version, digest)
+    return parse_document(store, document_key(ref.name, version), data, ref=pinned), store
+
+
+def document_location(store: Store, key: str) -> str:
+    """Where a document is, for messages: the store's URL and the key."""
+    return f"{store.url.rstrip('/')}/{key}"
+
+
+def parse_document(store: Store, key: str, data: bytes, *, ref: BundleRef | None = None) -> Bundle:
+    """A validated Bundle from the bytes of document `key`; BundleFormatError naming the file."""
+    try:
+        return _parse(data, ref)
+    except BundleFormatError as exc:
+        raise BundleFormatError(f"{document_location(store, key)}: {exc}") from None
+
+
+def _parse(data: bytes, ref: BundleRef | None = None) -> Bundle:
     try:
         doc = json.loads(data)
     except ValueError as exc:
-        raise BundleFormatError(
-            f"metadata document of {ref.name}:{version} is not valid JSON: {exc}"
-        ) from None
-    pinned = BundleRef(store.url, ref.name, version, digest)
-    return Bundle(doc, ref=pinned, digest=digest), store
+        raise BundleFormatError(f"not valid JSON: {exc}") from None
+    return Bundle(doc, ref=ref, digest=hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `list_bundles` found: each name's latest readable version, and the documents it skipped."""
+
+    # (name, every version there, the latest readable one: its `ref` has the version and digest)
+    bundles: list[tuple[str, list[int], Bundle]]
+    skipped: list[tuple[str, str]]  # (location, why)
+
+
+def list_bundles(store: Store) -> Listing:
+    """Every bundle name in `store` with its latest readable version; a stray or corrupt document is
+    skipped and reported, never fatal (it falls back to the name's previous version)."""
+    skipped: list[tuple[str, str]] = []
+    by_name: dict[str, list[int]] = {}
+    for key in store.list_documents("bundles/"):
+        parts = key.split("/")
+        stem = parts[-1].removesuffix(".json")
+        canonical = stem.isascii() and stem.isdigit() and str(int(stem)) == stem  # "01" is not a version
+        if len(parts) != 3 or not parts[-1].endswith(".json") or not canonical or not _valid_name(parts[1]):
+            skipped.append(
+                (document_location(store, key), "not a bundle document (bundles/NAME/VERSION.json)")
+            )
+            continue
+        by_name.setdefault(parts[1], []).append(int(stem))
+    bundles = []
+    for name in sorted(by_name):
+        versions = sorted(by_name[name])
+        for version in reversed(versions):
+            key = document_key(name, version)
+            try:
+                data = store.read_document(key)
+                bundle = _parse(data, BundleRef(store.url, name, version, hashlib.sha256(data).hexdigest()))
+            except KeyError:  # removed since it was listed
+                continue
+            except BundleFormatError as exc:
+                skipped.append((document_location(store, key), str(exc)))
+                continue
+            bundles.append((name, versions, bundle))
+            break
+    return Listing(bundles, skipped)
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 def list_versions(store: Store, name: str) -> list[int]:

@@ -1,6 +1,9 @@
 """Code capture: a function's module and the local modules it imports, zipped deterministically.
 
 "Local" means found outside the standard library and site-packages (and not Satchel itself).
+A function defined in a script (`__main__`) travels with only the part of the script it needs
+(`script_subset`): the worker imports that part, so the script's other top-level code (training a
+model, exporting, loading and calling the bundle) never runs there.
 Extraction (`extract`) is safe: it refuses absolute paths, `..` and links.
 """
 
@@ -11,9 +14,11 @@ import importlib.util
 import io
 import os
 import site
+import symtable
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -116,8 +121,9 @@ def _find(name: str) -> tuple[Path, bool] | None:
     return Path(spec.origin), spec.submodule_search_locations is not None
 
 
-def capture(func) -> CodePackage:
-    """Package the module defining `func` and every local module it (transitively) imports."""
+def shipped_module(func) -> tuple[str, Path]:
+    """The module name `func` is imported by in the worker, and its file; CodeCaptureError when it
+    cannot be packaged (a nested function or lambda, no source file, a script with a bad name)."""
     qualname = getattr(func, "__qualname__", "")
     if "<locals>" in qualname or "<lambda>" in qualname:
         raise CodeCaptureError(
@@ -138,6 +144,22 @@ def capture(func) -> CodePackage:
         module_name = file_path.stem
         if not module_name.isidentifier():
             raise CodeCaptureError(f"script {file_path} is not a valid module name; rename it")
+    return module_name, file_path
+
+
+def capture(func, *, script_names: Iterable[str] = ()) -> CodePackage:
+    """Package the module defining `func` and every local module it (transitively) imports.
+
+    For a function defined in a script (`__main__`), only `script_subset` of the script is packaged;
+    `script_names` are further top-level names of the script the worker needs (classes and functions
+    that bound artifacts or the interface refer to).
+    """
+    qualname = getattr(func, "__qualname__", "")
+    module_name, file_path = shipped_module(func)
+    sources: dict[Path, str] = {}  # files shipped with other text than their own
+    if func.__module__ == "__main__":
+        text = file_path.read_text(encoding="utf-8")
+        sources[file_path] = script_subset(text, str(file_path), [qualname.split(".")[0], *script_names])
 
     excluded = _excluded_roots()
     entries: dict[str, Path] = {}
@@ -166,7 +188,8 @@ def capture(func) -> CodePackage:
             continue
         seen.add(name)
         add(name, path, is_package)
-        for imported in sorted(_imports_of(path.read_text(encoding="utf-8"), str(path), name, is_package)):
+        source = sources[path] if path in sources else path.read_text(encoding="utf-8")
+        for imported in sorted(_imports_of(source, str(path), name, is_package)):
             if imported in seen or imported.split(".")[0] in sys.stdlib_module_names:
                 continue
             if imported == "satchel" or imported.startswith("satchel."):
@@ -178,11 +201,120 @@ def capture(func) -> CodePackage:
             if ipath.suffix == ".py" and _is_local(ipath, excluded):
                 queue.append((imported, ipath, ipkg))
 
-    data = _deterministic_zip(entries)
+    data = _deterministic_zip(entries, sources)
     return CodePackage(data=data, module=module_name, qualname=qualname, files=tuple(sorted(entries)))
 
 
-def _deterministic_zip(entries: dict[str, Path]) -> bytes:
+# -- the part of a script a function needs ----------------------------------------------------------
+
+
+@dataclass
+class _Statement:
+    node: ast.stmt
+    first: int  # first line (its decorators included), 1-based
+    last: int
+    binds: set[str]  # top-level names it assigns, imports, defines (or mutates: `x.a = 1`, `x[k] = v`)
+    reads: set[str]  # top-level names it reads, at once or later (in the bodies of its functions)
+    always: bool  # `from __future__ import ...`, `from m import *`, a docstring
+
+
+def script_subset(source: str, filename: str, needed: Iterable[str]) -> str:
+    """The statements of a script that define `needed` names, and those they need in turn, transitively.
+
+    Everything else (expression statements such as `fn.export(...)` or `train()`, loops, `with` blocks,
+    `if __name__ == "__main__":`, assignments to names the function never reads) becomes blank lines,
+    so line numbers in the worker's tracebacks still match the script. A kept statement runs in the
+    worker exactly as written: a global the function reads is computed there, as any import would.
+    """
+    try:
+        tree = ast.parse(source, filename)
+    except SyntaxError as exc:
+        raise CodeCaptureError(f"{filename}:{exc.lineno}: cannot parse: {exc.msg}") from None
+    statements = [_statement(node, filename) for node in tree.body]
+    wanted = set(needed)
+    for name in sorted(wanted):  # a name only a `__main__` guard defines is never defined in the worker
+        guards = [st for st in statements if name in st.binds and _is_main_guard(st.node)]
+        if guards and all(_is_main_guard(st.node) for st in statements if name in st.binds):
+            raise CodeCaptureError(
+                f'{filename}:{guards[0].first}: {name!r} is defined under `if __name__ == "__main__":`, '
+                "which the worker does not run (it imports the script); define it at the top level"
+            )
+    keep = [False] * len(statements)
+    changed = True
+    while changed:
+        changed = False
+        for i, st in enumerate(statements):
+            if not keep[i] and (st.always or st.binds & wanted):
+                keep[i] = changed = True
+                wanted |= st.reads
+
+    lines = source.splitlines(keepends=True)
+    out = list(lines)
+    i = 0
+    while i < len(statements):  # statements sharing a line (`a = 1; train()`) form one group
+        j, last = i, statements[i].last
+        while j + 1 < len(statements) and statements[j + 1].first <= last:
+            j += 1
+            last = max(last, statements[j].last)
+        group = range(i, j + 1)
+        first = statements[i].first
+        if not all(keep[k] for k in group):
+            for n in range(first, last + 1):
+                out[n - 1] = "\n"
+            kept = [ast.unparse(statements[k].node) for k in group if keep[k]]
+            if kept:
+                out[first - 1] = "; ".join(kept) + "\n"
+        i = j + 1
+    return "".join(out)
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    """`if __name__ == "__main__":` (either way round)."""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    if len(test.ops) != 1 or not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
+
+
+def _statement(node: ast.stmt, filename: str) -> _Statement:
+    first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+    always = (
+        isinstance(node, ast.ImportFrom)
+        and (node.module == "__future__" or any(alias.name == "*" for alias in node.names))
+    ) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    # the statement alone: at its top level, what it reads and binds; in its functions and classes,
+    # the names they leave to the module (symtable resolves their scopes as the compiler does)
+    table = symtable.symtable(ast.unparse(node), filename, "exec")
+    binds, reads = set(), set()
+    for sym in table.get_symbols():
+        if sym.is_assigned() or sym.is_imported() or sym.is_namespace():
+            binds.add(sym.get_name())
+        if sym.is_referenced():
+            reads.add(sym.get_name())
+    stack = list(table.get_children())
+    while stack:
+        child = stack.pop()
+        stack.extend(child.get_children())
+        reads.update(sym.get_name() for sym in child.get_symbols() if sym.is_global())
+    targets = []
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        targets = [node.target]
+    for target in targets:
+        while isinstance(target, (ast.Attribute, ast.Subscript)):
+            target = target.value
+        if isinstance(target, ast.Name):
+            binds.add(target.id)
+    return _Statement(node, first, node.end_lineno or node.lineno, binds, reads, always)
+
+
+def _deterministic_zip(entries: dict[str, Path], sources: dict[Path, str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for rel in sorted(entries):
@@ -190,7 +322,9 @@ def _deterministic_zip(entries: dict[str, Path]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.external_attr = (0o100644 & 0xFFFF) << 16
-            zf.writestr(info, entries[rel].read_bytes(), compresslevel=9)
+            path = entries[rel]
+            data = sources[path].encode("utf-8") if path in sources else path.read_bytes()
+            zf.writestr(info, data, compresslevel=9)
     return buffer.getvalue()
 
 

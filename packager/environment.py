@@ -32,7 +32,19 @@ class Environment:
         if isinstance(self.pypi, str):
             raise TypeError("Environment(pypi=...) takes a list of requirement strings, not one string")
         object.__setattr__(self, "pypi", tuple(self.pypi))
-        python = str(self.python)
+        for req in self.pypi:
+            if not isinstance(req, str):
+                raise TypeError(
+                    f"Environment(pypi=...) takes requirement strings, got {type(req).__name__} {req!r}"
+                )
+        if not isinstance(self.python, str):
+            # a float cannot say 3.10 (it is 3.1), so a version is only ever taken as a string
+            note = ", and as a number 3.10 is 3.1" if isinstance(self.python, float) else ""
+            raise TypeError(
+                f"Environment(python=...) takes a version string such as '3.11', not "
+                f"{type(self.python).__name__} {self.python!r}{note}: write it in quotes"
+            )
+        python = self.python
         parts = python.split(".")
         if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
             raise ValueError(f"Environment(python={self.python!r}): expected a version like '3.11'")

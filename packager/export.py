@@ -12,6 +12,7 @@ import pickle
 import platform
 import socket
 import tempfile
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,25 @@ def _rename_main(interface: dict[str, Any], module: str) -> dict[str, Any]:
     return renamed
 
 
+def _main_types(interface: dict[str, Any]) -> set[str]:
+    """The top-level names of the classes of `__main__` an interface names (`"python": "__main__:X"`)."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            python = node.get("python")
+            if isinstance(python, str) and python.startswith("__main__:"):
+                names.add(python[len("__main__:") :].split(".")[0])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk([interface["request"], interface["response"]])
+    return names
+
+
 def runtime_requirements(interface: dict[str, Any]) -> list[str]:
     text = json.dumps([interface["request"], interface["response"]])
     reqs = list(WORKER_REQUIREMENTS)
@@ -140,11 +160,28 @@ def _provenance() -> dict[str, Any]:
     }
 
 
-def _pickle_artifact(name: str, value: Any, directory: Path) -> Path:
+class _ScriptRecorder(pickle.Pickler):
+    """Pickles as `pickle.dump` does, noting the top-level names of `__main__` it refers to."""
+
+    def __init__(self, file: Any, names: set[str]) -> None:
+        super().__init__(file, protocol=5)
+        self.names = names
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+            self.names.add(obj.__qualname__.split(".")[0])
+        return NotImplemented
+
+
+def _pickle_artifact(name: str, value: Any, directory: Path, recording: set[str] | None = None) -> Path:
+    """Pickle a bound value to a file; `recording` collects the script names it refers to."""
     path = directory / f"artifact-{name}.pkl"
     try:
         with open(path, "wb") as fh:
-            pickle.dump(value, fh, protocol=5)
+            if recording is None:
+                pickle.dump(value, fh, protocol=5)
+            else:
+                _ScriptRecorder(fh, recording).dump(value)
     except Exception as exc:
         raise SatchelError(
             f"bound value {name!r} ({type(value).__module__}.{type(value).__qualname__}) cannot be "
@@ -212,7 +249,8 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
     cache = BlobCache()
     with step(f"Interface of {name}", progress):
         interface = interface_of(fn)
-        captured = code_capture.capture(fn.func)
+        script_names = _main_types(interface)
+        captured = code_capture.capture(fn.func, script_names=script_names)
         if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
             interface = _rename_main(interface, captured.module)
     resolver = get_resolver("uv")
@@ -234,12 +272,11 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
                     target.put_blob(local, pkg.sha256)
         n_task_artifacts = sum(len(b.artifacts) for b in fn.tasks.values())
         with step(f"Writing code and {len(fn.bound) + n_task_artifacts} artifacts", progress):
-            code_path = tmpdir / "code.zip"
-            code_path.write_bytes(captured.data)
-            code_digest = target.put_blob(code_path)
             artifacts = []
+            referred: set[str] = set()  # classes and functions of a script the pickles refer to
+            recording = referred if fn.func.__module__ == "__main__" else None
             for art_name, value in sorted(fn.bound.items()):
-                path = _pickle_artifact(art_name, value, tmpdir)
+                path = _pickle_artifact(art_name, value, tmpdir, recording)
                 digest = target.put_blob(path)
                 artifacts.append(
                     {
@@ -252,6 +289,11 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
                 )
             for binding in fn.tasks.values():
                 artifacts.extend(_task_artifacts(binding, target, tmpdir))
+            if referred - script_names:  # the worker unpickles them from the script's subset
+                captured = code_capture.capture(fn.func, script_names=script_names | referred)
+            code_path = tmpdir / "code.zip"
+            code_path.write_bytes(captured.data)
+            code_digest = target.put_blob(code_path)
 
     environment = lock.to_dict()
     environment["id"] = environment.pop("env_id")

@@ -9,12 +9,14 @@ import contextvars
 import functools
 import inspect
 import itertools
+import numbers
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from satchel.bindings import arguments
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import default_transport
@@ -106,6 +108,9 @@ class LoadedFunction:
         self._request = RequestCodec(bundle.request_schema)
         self._response = Codec(bundle.response_schema)
         self._signature = build_signature(bundle, self._request.defaults())
+        # what a function has, for help() and pydoc (which take an instance's own __doc__)
+        self.__name__ = self.__qualname__ = bundle.name
+        self.__doc__ = bundle.function.get("doc") or None
         self._param_names = set(self._signature.parameters)
         params = self._signature.parameters.values()
         self._positional = [p.name for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY]
@@ -143,6 +148,12 @@ class LoadedFunction:
     @property
     def __signature__(self) -> inspect.Signature:
         return self._signature
+
+    def __get__(self, instance: Any, owner: Any = None) -> LoadedFunction:
+        # A non-data descriptor, like a function, so that help() and pydoc document the proxy as the
+        # function it stands for (signature and docstring) rather than as an instance of this class;
+        # kept in a class, it stays unbound (as a staticmethod would).
+        return self
 
     @property
     def ref(self):
@@ -279,15 +290,32 @@ class LoadedFunction:
         try:
             return dict(self._signature.bind(*args, **kwargs).arguments)
         except TypeError as exc:
-            raise ArgumentError(f"{self._bundle.name}(): {exc}") from None
+            raise self._bind_error(args, kwargs, exc) from None
+
+    def _bind_error(self, args: tuple, kwargs: dict, exc: TypeError) -> ArgumentError:
+        """The error of a call that does not bind, in the words REST and `satchel call` use too."""
+        unknown = [k for k in kwargs if k not in self._param_names]
+        if unknown:
+            return arguments.unknown(unknown, list(self._signature.parameters))
+        positional = self._positional[: len(args)]
+        twice = set(positional) & set(kwargs)
+        by_keyword_only = [k for k in kwargs if k not in self._by_keyword]  # positional-only by keyword
+        if len(args) <= len(self._positional) and not twice and not by_keyword_only:
+            missing = [n for n in self._required if n not in positional and n not in kwargs]
+            if missing:
+                return arguments.missing(missing)
+        return arguments.argument_error(str(exc))  # too many positional, one given twice, ...
 
     def _split_timeout(self, kwargs: dict) -> float | None:
         if "timeout" in self._param_names:
             return None
-        return kwargs.pop("timeout", None)
+        timeout = kwargs.pop("timeout", None)
+        return timeout if timeout is None else check_timeout(timeout)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         timeout = kwargs.pop("timeout", None) if "timeout" not in self._param_names else None
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         return self._call(args, kwargs, timeout)
 
     def _call(self, args: tuple, kwargs: dict, timeout: float | None) -> Any:
@@ -445,6 +473,8 @@ class LoadedFunction:
         never start, running ones finish). `timeout` applies to each call, as `timeout=` does. Each
         call carries the trace context current when `map` was called, as `fn(...)` would.
         """
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         single = len(self._signature.parameters) == 1
         window = 2 * max(self._pool.size, 1)
         caller = contextvars.copy_context()  # the calls run on the executor's threads, in copies of it
@@ -490,6 +520,20 @@ class LoadedFunction:
         return results()
 
 
+def check_timeout(timeout: Any) -> float:
+    """A call's `timeout=` as seconds; ArgumentError (naming it, like any argument) unless a number >= 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise arguments.argument_error(
+            f"option timeout=: expected seconds as a number, got {type(timeout).__name__} {timeout!r}",
+            "timeout",
+        )
+    if not timeout >= 0:  # also NaN
+        raise arguments.argument_error(
+            f"option timeout=: expected 0 or more seconds, got {timeout!r}", "timeout"
+        )
+    return float(timeout)
+
+
 _SMALL_REQUEST = 48 * 1024  # awaited on the loop only if it fits a pipe's buffer (64 KiB) with room to spare
 
 
@@ -523,14 +567,14 @@ def _shutdown(pool: WorkerPool, executor_box: list, wait: bool = False) -> None:
 def make_proxy(
     bundle: Bundle, local: LocalBundle, *, transport: str | None = None, **options: Any
 ) -> LoadedFunction:
-    """A LoadedFunction whose class carries the function's name and docstring (for help()).
+    """A LoadedFunction whose class carries the function's name (its repr, `type(fn)`).
 
     `options`: workers, max_pending, cancel_grace (see LoadedFunction).
     """
     cls = type(
         bundle.name.replace("-", "_").replace(".", "_"),
         (LoadedFunction,),
-        {"__doc__": bundle.function.get("doc") or LoadedFunction.__doc__, "__module__": "satchel.loaded"},
+        {"__module__": "satchel.loaded"},
     )
     proxy = cls(bundle, local, transport=transport, **options)
     return proxy

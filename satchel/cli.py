@@ -128,36 +128,16 @@ def export(target: str, name: str | None, store: str | None, bind_pickle: tuple[
 @click.option("--timeout", type=float, help="Seconds to wait for the result.")
 def call(ref: str, args_json: str, timeout: float | None) -> None:
     """Call a bundle's function once; prints the JSON result."""
-    from satchel.bindings.jsonform import json_to_value, value_to_json
-    from satchel.bindings.schema import named_types
+    from satchel.bindings.arguments import JsonArguments
+    from satchel.bindings.jsonform import value_to_json
     from satchel.runtime.load import load
 
     try:
         args = json.loads(args_json)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--args") from None
-    if not isinstance(args, dict):
-        raise click.BadParameter("expected a JSON object of parameter names to values", param_hint="--args")
     with load(ref, progress=True) as fn:
-        request = fn.schema["request"]
-        fields = {f["name"]: f for f in request["fields"]}
-        unknown = sorted(set(args) - set(fields))
-        if unknown:
-            raise click.BadParameter(
-                f"unknown parameter(s) {', '.join(unknown)}; {fn.ref.name} takes: {', '.join(fields) or 'nothing'}",
-                param_hint="--args",
-            )
-        full = dict(args)
-        named = named_types(request)
-        defaults = fn.defaults
-        for key, field in fields.items():
-            if key not in full and "default" in field:
-                full[key] = value_to_json(defaults[key], field["type"], named=named)
-        missing = sorted(set(fields) - set(full))
-        if missing:
-            raise click.BadParameter(f"missing parameter(s): {', '.join(missing)}", param_hint="--args")
-        values = json_to_value(full, request)
-        kwargs = values if isinstance(values, dict) else dict(values)
+        kwargs = JsonArguments(fn.schema["request"]).parse(args)  # worded as Python and REST word it
         if timeout is not None:
             kwargs["timeout"] = timeout
         result = fn(**kwargs)
@@ -168,16 +148,29 @@ def call(ref: str, args_json: str, timeout: float | None) -> None:
 
 
 def _signature_text(doc: dict) -> str:
+    """`name(param: type = default, ...) -> type`, the defaults as Python literals of their JSON form."""
+    fields = doc.get("interface", {}).get("request", {}).get("fields", [])
+    defaults = {f["name"]: f["default"] for f in fields if isinstance(f, dict) and "default" in f}
     parts = []
     for p in doc["function"]["parameters"]:
         text = p["name"]
         if p.get("annotation"):
             text += f": {p['annotation']}"
         if p.get("default"):
-            text += " = …"
+            text += f" = {defaults[p['name']]!r}" if p["name"] in defaults else " = …"
         parts.append(text)
     ret = doc["function"].get("return_annotation")
     return f"{doc['name']}({', '.join(parts)})" + (f" -> {ret}" if ret else "")
+
+
+def _console():
+    """A console for people: no markup or highlighting in what it prints; whole lines (no wrapping)
+    when stdout is not a terminal, so scripts read tables and references intact."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False, markup=False)
+    return Console(highlight=False, markup=False, width=100_000, no_color=True)
 
 
 def _size(n: int | None) -> str:
@@ -195,8 +188,8 @@ def _size(n: int | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the whole metadata document as JSON.")
 def inspect_cmd(ref: str, as_json: bool) -> None:
     """Show what a bundle holds: signature, environment, artifacts, provenance."""
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from satchel.packager.bundle import read_bundle
 
@@ -205,18 +198,22 @@ def inspect_cmd(ref: str, as_json: bool) -> None:
     if as_json:
         _out(json.dumps(doc, indent=2, sort_keys=True))
         return
-    con = Console(highlight=False)
-    con.print(f"[bold]{_signature_text(doc)}[/bold]")
-    con.print(f"  reference   {bundle.ref}")
+    con = _console()
+
+    def line(text: str) -> None:
+        con.print(text, soft_wrap=True)  # a long reference stays one string, however narrow the terminal
+
+    con.print(Text(_signature_text(doc), style="bold"), soft_wrap=True)
+    line(f"  reference   {bundle.ref}")
     if doc["function"].get("doc"):
-        con.print(f"  doc         {doc['function']['doc'].splitlines()[0]}")
+        line(f"  doc         {doc['function']['doc'].splitlines()[0]}")
     portable = doc["interface"].get("portable", True)
-    con.print(f"  portable    {'yes' if portable else 'no (Python-only pickled values)'}")
+    line(f"  portable    {'yes' if portable else 'no (Python-only pickled values)'}")
     if doc["function"].get("bound"):
-        con.print(f"  bound       {', '.join(doc['function']['bound'])}")
+        line(f"  bound       {', '.join(doc['function']['bound'])}")
     env = doc["environment"]
-    con.print(f"  environment {env['id']}  python {env['python']}  {env['platform']}  ({env['resolver']})")
-    con.print(f"  requested   {', '.join(env['requested']['pypi']) or '(nothing)'}")
+    line(f"  environment {env['id']}  python {env['python']}  {env['platform']}  ({env['resolver']})")
+    line(f"  requested   {', '.join(env['requested']['pypi']) or '(nothing)'}")
     runtime = {
         r.split(">")[0].split("=")[0].split("<")[0].strip().lower()
         for r in env.get("runtime_requirements", [])
@@ -236,7 +233,7 @@ def inspect_cmd(ref: str, as_json: bool) -> None:
             arts.add_row(art["name"], art.get("python_type", ""), _size(art.get("size")), art["blob"][:16])
         con.print(arts)
     prov = doc.get("provenance", {})
-    con.print(
+    line(
         f"  exported    {prov.get('created', '?')} by {prov.get('user', '?')}@{prov.get('host', '?')} "
         f"(python {prov.get('python', '?')}, satchel {prov.get('satchel_version', '?')})"
     )
@@ -279,32 +276,31 @@ def verify(ref: str) -> None:
 @main.command(name="ls")
 @click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
 def ls_cmd(store: str | None) -> None:
-    """List the bundles in a store."""
-    from rich.console import Console
+    """List the bundles in a store (a document that cannot be read is skipped, with a warning)."""
     from rich.table import Table
 
-    from satchel.packager.bundle import list_names, list_versions
+    from satchel.packager.bundle import list_bundles
     from satchel.packager.stores import open_store
 
     target = open_store(store)
-    names = list_names(target)
-    if not names:
+    listing = list_bundles(target)
+    for where, why in listing.skipped:
+        click.secho(f"warning: skipped {where}: {why}", fg="yellow", err=True)
+    if not listing.bundles:
         _out(f"no bundles in {target.url}")
         return
     table = Table(title=target.url, show_edge=False)
     for col in ("name", "latest", "versions", "signature", "exported"):
         table.add_column(col)
-    for name in names:
-        versions = list_versions(target, name)
-        doc = json.loads(target.read_document(f"bundles/{name}/{versions[-1]}.json"))
+    for name, versions, bundle in listing.bundles:
         table.add_row(
             name,
-            str(versions[-1]),
+            str(bundle.ref.version),
             str(len(versions)),
-            _signature_text(doc),
-            doc.get("provenance", {}).get("created", ""),
+            _signature_text(bundle.doc),
+            str(bundle.provenance.get("created", "")),
         )
-    Console(highlight=False, width=200).print(table)
+    _console().print(table)
 
 
 # -- env ----------------------------------------------------------------------------------------------

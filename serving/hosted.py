@@ -6,10 +6,10 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from satchel.bindings.arguments import JsonArguments
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.jsonform import JsonForm
 from satchel.bindings.schema import named_types
-from satchel.core.errors import ArgumentError
 from satchel.runtime.proxy import LoadedFunction
 
 
@@ -34,10 +34,12 @@ class HostedFunction:
     response_codec: Codec
     request_fingerprint: str = field(init=False)
     response_fingerprint: str = field(init=False)
+    json_arguments: JsonArguments = field(init=False)  # worded as Python calls and `satchel call` word it
 
     def __post_init__(self) -> None:
         self.request_fingerprint = self.request_codec.fingerprint_hex
         self.response_fingerprint = self.response_codec.fingerprint_hex
+        self.json_arguments = JsonArguments(self.request_schema)
 
     @classmethod
     def of(cls, name: str, fn: LoadedFunction) -> HostedFunction:
@@ -68,23 +70,7 @@ class HostedFunction:
 
     def arguments_from_json(self, body: Any) -> dict[str, Any]:
         """The keyword arguments of a JSON body; ArgumentError naming the parameter (`.parameter`)."""
-        if not isinstance(body, dict):
-            raise _argument_error(None, "the body must be a JSON object of parameter name -> value")
-        unknown = [k for k in body if k not in self.parameters]
-        if unknown:
-            raise _argument_error(unknown[0], f"unknown parameter(s) {', '.join(map(repr, unknown))}")
-        out = {}
-        for name, p in self.parameters.items():
-            if name in body:
-                try:
-                    out[name] = p.form.json_to_value(body[name])
-                except ArgumentError as exc:  # "$[1]: expected ..." -> "values[1]: expected ..."
-                    text = str(exc)
-                    text = name + text[1:] if text.startswith("$") else f"{name}: {text}"
-                    raise _argument_error(name, text) from None
-            elif p.required:
-                raise _argument_error(name, f"missing parameter {name!r}")
-        return out
+        return self.json_arguments.parse(body)
 
     def split(self, arguments: dict[str, Any]) -> tuple[tuple, dict]:
         """(args, kwargs) for the proxy: positional-only parameters go by position."""
@@ -92,9 +78,3 @@ class HostedFunction:
             arguments.pop(n) for n, p in self.parameters.items() if p.positional_only and n in arguments
         )
         return args, arguments
-
-
-def _argument_error(parameter: str | None, message: str) -> ArgumentError:
-    exc = ArgumentError(message)
-    exc.parameter = parameter  # type: ignore[attr-defined]
-    return exc

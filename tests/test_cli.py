@@ -70,7 +70,7 @@ def test_call_prints_json(exported: str) -> None:
 
 def test_call_bad_args(exported: str) -> None:
     out = satchel_cli("call", exported, "--args", '{"n": "many"}', check=False)
-    assert out.returncode != 0 and "$.n: expected an integer, got string 'many'" in out.stderr
+    assert out.returncode != 0 and "parameter 'n': expected an integer, got string 'many'" in out.stderr
     assert "Traceback" not in out.stderr
     out = satchel_cli("call", exported, "--args", '{"x": 1}', check=False)
     assert out.returncode != 0 and "unknown parameter" in out.stderr and "x" in out.stderr
@@ -78,9 +78,21 @@ def test_call_bad_args(exported: str) -> None:
     assert out.returncode != 0 and "JSON" in out.stderr
 
 
+def test_call_argument_errors_read_as_in_python(exported: str) -> None:
+    """`satchel call` words a wrong call as a Python call of the function does (and REST: test_rest)."""
+    import satchel
+
+    with satchel.load(exported) as fn:
+        for body, args, kwargs in (({}, (), {}), ({"n": 1, "x": 2}, (1,), {"x": 2})):
+            with pytest.raises(satchel.ArgumentError) as info:
+                fn(*args, **kwargs)
+            out = satchel_cli("call", exported, "--args", json.dumps(body), check=False)
+            assert out.returncode == 1 and out.stderr.strip() == f"error: {info.value}"
+
+
 def test_inspect(exported: str) -> None:
     out = satchel_cli("inspect", exported)
-    assert "describe(n: int, suffix: str = …) -> str" in out.stdout
+    assert "describe(n: int, suffix: str = '') -> str" in out.stdout
     assert "humanize" in out.stdout and "4.12.1" in out.stdout
     assert "runtime requirement" in out.stdout  # fastavro, added for the worker
     doc = json.loads(satchel_cli("inspect", exported, "--json").stdout)
@@ -92,6 +104,54 @@ def test_ls(exported: str, cli_store: str) -> None:
     assert "describe" in out.stdout
     empty = satchel_cli("ls", "--store", cli_store + "-empty")
     assert "no bundles" in empty.stdout
+
+
+def test_ls_shows_what_it_can_and_names_what_it_skipped(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    satchel_cli("export", "tests.functions.textutil:scale", "--store", str(store))
+    bundles = store / "bundles"
+    good = (bundles / "scale" / "1.json").read_bytes()
+    strays = {
+        "junk/abc.json": b"{}",  # not a version
+        "broken/1.json": b"{}",  # not a bundle
+        "trunc/1.json": good[:40],  # a truncated document
+        "scale/2.json": good[:-30],  # a newer version, truncated: the listing falls back to 1
+    }
+    for key, data in strays.items():
+        (bundles / key).parent.mkdir(parents=True, exist_ok=True)
+        (bundles / key).write_bytes(data)
+    out = satchel_cli("ls", "--store", str(store))
+    assert "Traceback" not in out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.strip().startswith("scale"))
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[1:3] == ["1", "2"]  # latest readable version, versions there
+    assert "scale(values: list[float], factor: float, offset: float = 0.0) -> list[float]" in row
+    warnings = out.stderr.strip().splitlines()
+    assert len(warnings) == len(strays)
+    for key in strays:
+        assert sum(f"bundles/{key}:" in w for w in warnings) == 1, (key, warnings)
+    assert "not valid JSON" in next(w for w in warnings if "trunc/1.json" in w)
+    assert "lacks" in next(w for w in warnings if "broken/1.json" in w)
+
+
+def test_inspect_of_a_corrupt_document_names_the_file(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "bundles" / "trunc").mkdir(parents=True)
+    (store / "bundles" / "trunc" / "1.json").write_text('{"format_version": 1, "na')
+    (store / "bundles" / "empty").mkdir(parents=True)
+    (store / "bundles" / "empty" / "1.json").write_text("{}")
+    for name, reason in (("trunc", "not valid JSON"), ("empty", "lacks")):
+        out = satchel_cli("inspect", f"{store.as_uri()}#{name}", check=False)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert f"{store.as_uri()}/bundles/{name}/1.json" in out.stderr and reason in out.stderr
+
+
+def test_inspect_shows_full_types_and_whole_references(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ref = satchel_cli("export", "tests.functions.textutil:scale", "--store", str(store)).stdout.strip()
+    out = satchel_cli("inspect", ref, env={"COLUMNS": "40"})
+    assert "scale(values: list[float], factor: float, offset: float = 0.0) -> list[float]" in out.stdout
+    assert f"  reference   {ref}\n" in out.stdout
 
 
 def test_verify_detects_corruption(tmp_path: Path) -> None:

@@ -101,3 +101,102 @@ def test_extract_roundtrip(tmp_path: Path) -> None:
     archive.write_bytes(capture(textutil.add.func).data)
     dest = extract(archive, tmp_path / "code")
     assert (dest / "tests" / "functions" / "helpers.py").read_text().startswith('"""A local module')
+
+
+SCRIPT = '''\
+"""A training script."""
+from __future__ import annotations
+import json, sys
+import pickle
+import satchel
+from dataclasses import dataclass
+
+data = json.load(open(sys.argv[1]))
+model = train(data)  # expensive
+LIMIT = 10; print("trained")
+LABELS = {}
+LABELS["a"] = 1
+
+
+@dataclass
+class Point:
+    x: float
+
+
+class Model:
+    def predict(self, p: Point) -> float:
+        return p.x
+
+
+def unrelated():
+    return pickle.dumps(model)
+
+
+@satchel.function
+def predict(model, p: Point) -> int:
+    return min(int(model.predict(p)), LIMIT) + LABELS["a"]
+
+
+ref = predict.bind(model=model).export(name="predict")
+if __name__ == "__main__":
+    print(ref)
+'''
+
+
+def _kept(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_script_subset_keeps_what_the_function_needs() -> None:
+    from satchel.packager.code import script_subset
+
+    subset = script_subset(SCRIPT, "train.py", ["predict"])
+    assert len(subset.splitlines()) == len(SCRIPT.splitlines())  # line numbers are kept
+    assert _kept(subset) == [
+        '"""A training script."""',
+        "from __future__ import annotations",
+        "import satchel",
+        "from dataclasses import dataclass",
+        "LIMIT = 10",
+        "LABELS = {}",
+        'LABELS["a"] = 1',
+        "@dataclass",
+        "class Point:",
+        "    x: float",
+        "@satchel.function",
+        "def predict(model, p: Point) -> int:",
+        '    return min(int(model.predict(p)), LIMIT) + LABELS["a"]',
+    ]
+    line = "def predict(model, p: Point) -> int:"
+    assert SCRIPT.splitlines().index(line) == subset.splitlines().index(line)
+
+
+def test_script_subset_adds_the_names_pickles_refer_to() -> None:
+    from satchel.packager.code import script_subset
+
+    subset = _kept(script_subset(SCRIPT, "train.py", ["predict", "Model"]))
+    assert "class Model:" in subset and "    def predict(self, p: Point) -> float:" in subset
+    assert not any(line.startswith(("model =", "data =", "def unrelated", "ref =")) for line in subset)
+
+
+def test_script_capture_ships_the_subset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A function of a script run as __main__ travels with the script's subset, under the script's name."""
+    script = tmp_path / "job.py"
+    script.write_text("import os\nTIMES = 2\n\ndef f(x: int) -> int:\n    return x * TIMES\n\nos.exit(9)\n")
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(script.read_text().replace("os.exit(9)", ""), str(script), "exec"), namespace)
+    fake_main = type(sys)("__main__")
+    fake_main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    package = capture(namespace["f"])
+    assert package.module == "job" and package.files == ("job.py",)
+    shipped = zipfile.ZipFile(io.BytesIO(package.data)).read("job.py").decode()
+    assert _kept(shipped) == ["TIMES = 2", "def f(x: int) -> int:", "    return x * TIMES"]
+
+
+def test_a_function_under_the_main_guard_is_refused() -> None:
+    from satchel.packager.code import script_subset
+
+    source = 'import satchel\n\nif __name__ == "__main__":\n    def f(x: int) -> int:\n        return x\n'
+    with pytest.raises(CodeCaptureError, match=r"train.py:3: 'f' is defined under `if __name__"):
+        script_subset(source, "train.py", ["f"])

@@ -45,3 +45,15 @@ def test_from_current_pins_installed_versions() -> None:
 def test_round_trip() -> None:
     env = satchel.Environment(python="3.10", pypi=["a==1"])
     assert satchel.Environment.from_dict(env.to_dict()) == env
+
+
+def test_python_version_is_a_string() -> None:
+    with pytest.raises(
+        TypeError, match=r"takes a version string such as '3.11', not float 3.1, and as a number"
+    ):
+        satchel.Environment(python=3.10)
+    with pytest.raises(TypeError, match="not int 3"):
+        satchel.Environment(python=3)
+    with pytest.raises(TypeError, match="requirement strings, got int 1"):
+        satchel.Environment(pypi=[1])
+    assert satchel.Environment(python="3.10").python == "3.10"

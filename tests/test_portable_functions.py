@@ -73,7 +73,12 @@ def test_metadata_and_signature(describe_ref) -> None:
     with satchel.load(describe_ref) as fn:
         assert str(inspect.signature(fn)) == "(n: int, suffix: str = '') -> str"
         assert fn.__doc__ == "Say a number in words."
-        assert "Say a number in words." in pydoc.render_doc(fn)
+        text = pydoc.render_doc(fn, renderer=pydoc.plaintext)  # help(fn): the function, not the proxy
+        assert text.splitlines()[2:4] == [
+            "describe(n: int, suffix: str = '') -> str",
+            "    Say a number in words.",
+        ]
+        assert "LoadedFunction" not in text and "worker_pids" not in text
         meta = fn.metadata
         assert meta["format_version"] == 1
         assert meta["function"]["doc"] == "Say a number in words."
@@ -85,6 +90,21 @@ def test_metadata_and_signature(describe_ref) -> None:
         assert "fastavro" in names, "the worker's runtime requirement is in the lock"
         prov = meta["provenance"]
         assert prov["satchel_version"] == satchel.__version__ and prov["python"] and prov["host"]
+
+
+def test_call_options_are_checked_like_arguments(plain_refs) -> None:
+    with satchel.load(plain_refs["add"]) as fn:
+        for bad, expected in (("x", "number, got str 'x'"), (True, "got bool"), (-1, "0 or more seconds")):
+            with pytest.raises(
+                satchel.ArgumentError, match=f"option timeout=: expected .*{expected}"
+            ) as info:
+                fn(1, 2, timeout=bad)
+            assert info.value.parameter == "timeout"
+            with pytest.raises(satchel.ArgumentError, match="option timeout="):
+                asyncio.run(fn.acall(1, 2, timeout=bad))
+            with pytest.raises(satchel.ArgumentError, match="option timeout="):
+                list(fn.map([(1, 2)], timeout=bad))
+        assert fn(1, 2, timeout=30) == 3  # the worker never saw the bad calls
 
 
 def test_remote_error_keeps_worker(plain_refs) -> None:
@@ -339,6 +359,74 @@ def test_function_from_a_script(tmp_path: Path) -> None:
         assert fn.metadata["function"]["module"] == "train"
         assert fn.schema["response"]["python"] == "train:Out"
         assert fn(2.0) == {"value": 6.0, "label": "train"}
+
+
+def _readme_example() -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_example_runs_as_a_script(tmp_path: Path) -> None:
+    """The README's first example, saved as a script and run: the worker must not re-run its export."""
+    example = _readme_example()
+    assert "describe.export(" in example and "satchel.load(ref)" in example
+    store = (tmp_path / "store").as_uri()
+    script = tmp_path / "example.py"
+    script.write_text(example.replace("file:///tmp/store", store))
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    with satchel.load(f"{store}#describe") as fn:
+        assert fn(1_200_000) == "1.2 million"
+
+
+def test_script_top_level_runs_only_in_the_exporting_process(tmp_path: Path) -> None:
+    """A script's other top-level code (training, exporting, calling) does not run in the worker; the
+    definitions the function needs do, and tracebacks point at the script's own lines."""
+    script = tmp_path / "train_and_serve.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import satchel
+
+            with open(sys.argv[2], "a") as log:  # stands for ten minutes of training
+                log.write("top level ran\\n")
+
+            FACTOR = 3; print("side effect")
+
+            def helper(x):
+                return x * FACTOR
+
+            @satchel.function(environment=satchel.Environment(python="3.11"))
+            def triple(x: int) -> int:
+                if x < 0:
+                    raise ValueError("negative")
+                return helper(x)
+
+            triple.__doc__ = "Triple it."
+            ref = triple.export(name="triple", store=sys.argv[1])
+            with satchel.load(ref) as fn:
+                print(fn(5))
+            """
+        )
+    )
+    store = (tmp_path / "store").as_uri()
+    log = tmp_path / "log.txt"
+    out = subprocess.run(
+        [sys.executable, str(script), store, str(log)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["side", "effect", "15"]
+    assert log.read_text() == "top level ran\n"  # once: in the exporting process only
+    with satchel.load(f"{store}#triple") as fn:
+        assert fn(7) == 21
+        with pytest.raises(satchel.RemoteError) as info:
+            fn(-1)
+    raise_line = script.read_text().splitlines().index('        raise ValueError("negative")') + 1
+    assert f'train_and_serve.py", line {raise_line}, in triple' in info.value.remote_traceback
 
 
 def test_rehydrates_with_the_package_index_unreachable(describe_ref, tmp_path: Path) -> None:

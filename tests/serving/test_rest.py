@@ -8,6 +8,7 @@ import threading
 import httpx
 import pytest
 
+import satchel
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.serving import create_app
 from tests.serving.running import RunningServer
@@ -49,7 +50,7 @@ def test_nested_error_names_the_path(client) -> None:
     r = invoke(client, "scale", {"values": [1, "x"], "factor": 2.0})
     assert r.status_code == 400
     assert r.json()["parameter"] == "values"
-    assert r.json()["detail"].startswith("values[1]: expected a number")
+    assert r.json()["detail"].startswith("parameter 'values'[1]: expected a number")
 
 
 @pytest.mark.parametrize(
@@ -69,6 +70,19 @@ def test_invalid_json_arguments_name_the_parameter(client, body, parameter, frag
     assert problem["status"] == 400 and problem["parameter"] == parameter
     assert fragment in problem["detail"]
     assert problem["function"] == "add"
+
+
+@pytest.mark.parametrize(
+    ("body", "args", "kwargs"),
+    [({"a": 1}, (1,), {}), ({"a": 1, "b": 2, "c": 3}, (1, 2), {"c": 3}), ({}, (), {})],
+)
+def test_argument_errors_read_as_in_python(client, loaded, body, args, kwargs) -> None:
+    """The same wrong call gets the same words over REST as from a Python call of the function."""
+    with pytest.raises(satchel.ArgumentError) as info:
+        loaded["add"](*args, **kwargs)
+    r = invoke(client, "add", body)
+    assert r.status_code == 400
+    assert r.json()["detail"] == str(info.value)
 
 
 def test_malformed_json_and_media_type(client) -> None:
