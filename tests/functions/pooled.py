@@ -15,8 +15,9 @@ PLAIN = satchel.Environment(python="3.11")
 
 
 @satchel.function(environment=PLAIN)
-def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0) -> int:
-    """Create the file `mine` (if named), then do `action`, and return the worker's pid.
+def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0, after: str = "") -> int:
+    """Create the file `mine` (if named), then do `action`, then create the file `after` (if named), and
+    return the worker's pid.
 
     meet: wait until the file `other` exists (TimeoutError after `seconds`); spin: run a pure-Python
     loop for `seconds`; sleep: time.sleep(seconds), which Python cannot interrupt; crash: SIGKILL
@@ -45,6 +46,8 @@ def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0) ->
         os.kill(os.getpid(), signal.SIGKILL)
     elif action != "pid":
         raise ValueError(f"unknown action {action!r}")
+    if after:
+        open(after, "w").close()
     return os.getpid()
 
 
