@@ -204,7 +204,7 @@ def test_cancel_interrupts_python_code_and_keeps_the_worker(refs, tmp_path: Path
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_deadline_raises_at_the_deadline_not_after_the_grace(refs, tmp_path: Path, transport) -> None:
     """A call stuck in C code (time.sleep) raises CallTimeout at its deadline: before the function could
-    have returned (it creates `done` when it does), not once the worker answered the cancel."""
+    have returned (it creates `done` once its sleep is over), not once the worker answered the cancel."""
     started, done = tmp_path / "started", tmp_path / "done"
     with _load(refs["work"], transport, workers=1, cancel_grace=30.0) as fn:
         pid = fn.worker_pid
@@ -219,6 +219,7 @@ def test_a_deadline_raises_at_the_deadline_not_after_the_grace(refs, tmp_path: P
                 await fn.acall("sleep", str(started), seconds=5.0, after=str(done), timeout=0.5)
 
         started.unlink()
+        done.unlink()
         asyncio.run(on_the_loop())
         assert started.exists() and not done.exists(), "CallTimeout came only after the function returned"
         assert fn("pid") == pid and fn.restarts == 0
