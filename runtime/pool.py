@@ -470,8 +470,12 @@ class WorkerPool:
         the start fails, the slot comes back without a worker: the next call tries again (and gets the
         error)."""
 
+        process = slot.process
+
         def replace() -> None:
             try:
+                if process is not None:
+                    process.kill()  # it was killed: wait until it is gone, so that `worker` replaces it
                 self.worker(slot)
             except BaseException:
                 slot.process = None
