@@ -118,9 +118,10 @@ class WorkerCrashed(WorkerError):
 
 
 class CallTimeout(WorkerError, TimeoutError):
-    """A call did not finish within its `timeout=`. The message says what became of it: never started
-    (it waited for a worker, or its deadline had passed when the worker got it), interrupted in its
-    worker (which stays up), or its worker killed because it did not stop (its slot starts a new one).
+    """A call did not finish within its `timeout=`, raised at the deadline. The message says whether it
+    never started (it waited for a worker, or its deadline had passed when the worker got it) or was
+    cancelled in its worker: Python code stops and the worker stays up; a worker still busy
+    `cancel_grace` seconds later is killed and replaced in the background (logged, with its cause).
     """
 
 

@@ -31,7 +31,8 @@ def load(
     `workers`: worker processes, each with its own channel; calls from many threads or asyncio tasks go
     to idle workers; 0 starts none until the first call (which then waits for one) or `fn.scale(n)`,
     which changes the number of workers at any time. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
-    `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced.
+    `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced (the
+    caller does not wait for it: CallTimeout comes at the deadline).
     """
     if transport is None:
         transport = default_transport()

@@ -19,9 +19,12 @@ without a thread switch each time); the woken waiter then waits again at the fro
 waited HANDOFF_AFTER the next freed slot is handed to it directly, so nobody starves. At most
 `max_pending` calls wait; one more raises Overloaded.
 
-A slot whose worker died (crashed, or killed after a timeout) stays in the pool without a worker; the
-next call that takes it starts a new one (`worker`; counted in `restarts`), so one bad call costs no
-other call anything.
+A slot whose worker crashed stays in the pool without a worker; the next call that takes it starts a
+new one (`worker`). A call whose deadline passed raises at once, but its slot comes back only once the
+call is settled: its worker answered the cancel (and stays), or was killed, and then a new worker is
+started in the background before the slot takes calls again. Each new worker in place of a dead one
+is counted (`restarts`, by cause in `restart_causes`) and logged (logger "satchel.runtime.workers",
+WARNING) with why the old one ended; so one bad call costs no other call anything.
 
 Resizing. `resize(n)` changes the number of slots while calls run. Growing starts the new slots'
 workers on background threads; each slot joins the pool (taken by the oldest waiting call, or idle)
@@ -35,12 +38,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from satchel.core.errors import CallTimeout, FunctionClosed, Overloaded
 from satchel.runtime.process import WorkerProcess
+
+log = logging.getLogger("satchel.runtime.workers")
 
 DEFAULT_MAX_PENDING = 1024
 HANDOFF_AFTER = 0.001  # seconds a call may wait before a freed slot is handed to it, not up for grabs
@@ -121,6 +127,8 @@ class WorkerPool:
         self.on_restart = on_restart
         #: Workers started in place of ones that died (crashed, or were killed after a timeout).
         self.restarts = 0
+        #: The same, by cause: "timeout", "cancel" (a call that would not stop was killed), "crash".
+        self.restart_causes: collections.Counter[str] = collections.Counter()
         self.slots = [Slot(i) for i in range(size)]
         self._starting: list[Slot] = []  # grown slots whose worker is starting (not yet in `slots`)
         self._helpers: list[threading.Thread] = []  # starting grown slots' workers, stopping retired ones
@@ -422,7 +430,15 @@ class WorkerPool:
 
     def release(self, slot: Slot) -> None:
         """Give `slot` back to the idle ones and wake the oldest waiting call (or, closed or retired, stop
-        its worker)."""
+        its worker). A slot whose call timed out comes back once the call is settled; one whose worker
+        was killed for a call that would not stop, once a new worker is up (see the module doc)."""
+        process = slot.process
+        if process is not None and (process.unsettled or process.end_cause is not None):
+            if process.hold(lambda: self.release(slot)):
+                return
+            if process.end_cause is not None and not self._closed and not slot.retired:
+                self._replace_in_background(slot)
+                return
         with self._lock:
             slot.idle_since = time.monotonic()
             if not self._closed and not slot.retired:
@@ -449,6 +465,28 @@ class WorkerPool:
             self._busy -= 1
             self._all_back.notify_all()
 
+    def _replace_in_background(self, slot: Slot) -> None:
+        """Start a new worker in `slot` (still taken) on a thread of its own, then release the slot. If
+        the start fails, the slot comes back without a worker: the next call tries again (and gets the
+        error)."""
+
+        process = slot.process
+
+        def replace() -> None:
+            try:
+                if process is not None:
+                    process.kill()  # it was killed: wait until it is gone, so that `worker` replaces it
+                self.worker(slot)
+            except BaseException:
+                slot.process = None
+            finally:
+                self.release(slot)
+
+        replacer = threading.Thread(target=replace, name=f"satchel-replace-{self.name}", daemon=True)
+        with self._lock:
+            self._helpers = [t for t in self._helpers if t.is_alive()] + [replacer]
+        replacer.start()
+
     def worker(self, slot: Slot) -> WorkerProcess:
         """The live worker of `slot` (taken by this caller), starting a new one if it has none."""
         process = slot.process
@@ -457,8 +495,18 @@ class WorkerPool:
         if process is not None:
             process.kill()  # reap what is left of the old one
             slot.process = None
+            cause, what = process.why_ended()
             with self._lock:
                 self.restarts += 1
+                self.restart_causes[cause] += 1
+            log.warning(
+                "%s: starting a new worker in place of %s (pid %s, cause=%s): %s",
+                self.name,
+                process.label,
+                process.pid,
+                cause,
+                what,
+            )
             if self.on_restart is not None:
                 self.on_restart()
         process = self._start_worker(slot.index)

@@ -30,6 +30,10 @@ from satchel.runtime.kit import LAUNCHER, worker_kit
 STDERR_TAIL_LINES = 40
 DEFAULT_GRACE = 2.0  # seconds a cancelled call has to stop before its worker is killed
 
+#: Why a worker was killed by its caller (`WorkerProcess.end_cause`): its call's deadline passed, or its
+#: call was cancelled, and the call did not stop within the grace period.
+TIMEOUT, CANCEL, CRASH = "timeout", "cancel", "crash"
+
 
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
@@ -63,6 +67,13 @@ class WorkerProcess:
         self._killed = ""  # why the worker was killed while a call ran, if it was
         self._timer: threading.Timer | None = None
         self._stderr_ended = False
+        #: (cause, what happened) once the caller killed it for a call that would not stop (TIMEOUT, CANCEL)
+        self.end_cause: tuple[str, str] | None = None
+        #: A call that timed out is still being settled (its answer awaited, or the worker killed): the
+        #: worker takes no other call meanwhile (`hold`).
+        self.unsettled = False
+        self._then: Callable[[], None] | None = None  # run once settled (`hold`)
+        self._drains: set[asyncio.Task] = set()  # tasks reading the answers of abandoned calls
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -185,6 +196,21 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def why_ended(self) -> tuple[str, str]:
+        """(cause, what happened) for a worker no longer running: TIMEOUT, CANCEL or CRASH."""
+        if self.end_cause is not None:
+            return self.end_cause
+        return CRASH, f"it died ({describe_exit(self.proc.returncode if self.proc else None)})"
+
+    def hold(self, then: Callable[[], None]) -> bool:
+        """If a timed-out call is still being settled, run `then` once it is (the worker answered the
+        cancel, or was killed) and return True; else False (nothing to wait for)."""
+        with self._lock:
+            if not self.unsettled:
+                return False
+            self._then = then
+            return True
+
     def kill_now(self) -> None:
         """SIGKILL the process, from any thread; the thread running its call sees TransportClosed and
         reaps it (`kill` also reaps, so only the owner of the worker may call that)."""
@@ -228,9 +254,10 @@ class WorkerProcess:
         """Run one call: send CALL (header + the payload's parts, unjoined), return the decoded reply.
 
         `deadline` (time.monotonic()) bounds the wait; it travels to the worker as `deadline_ms`, so a
-        worker that gets the call too late drops it. When it passes, the worker is sent CANCEL and
-        given `grace` seconds to answer (it interrupts Python code); one that does not is killed.
-        Either way CallTimeout (saying which, `timeout` being the figure the caller asked for).
+        worker that gets the call too late drops it. When it passes, CallTimeout is raised at once
+        (`timeout` being the figure the caller asked for) and the call is settled in the background:
+        the worker is sent CANCEL (it interrupts Python code) and kept if it answers within `grace`
+        seconds, else killed (`end_cause`); it is `unsettled` meanwhile (see `hold`).
         Raises WorkerCrashed when the worker dies during the call. Not thread-safe, except that
         `cancel` may be called from another thread meanwhile. `context` (W3C trace headers) travels
         in the envelope (version 2; none: version 1).
@@ -239,7 +266,7 @@ class WorkerProcess:
             self._send_call(call_id, fingerprint, payload, deadline, context)
             reply = self.transport.recv(None if deadline is None else max(0.0, deadline - time.monotonic()))
         except TransportTimeout:
-            self._expire(call_id, timeout, grace)
+            self._abandon(call_id, timeout, grace)
         except TransportClosed:
             raise self._died(call_id) from None
         finally:
@@ -289,8 +316,9 @@ class WorkerProcess:
         """`call` on the running event loop (see `awaitable`): the CALL is written at once (keep it small:
         a pipe's buffer holds 64 KiB), the reply awaited without a thread. Same deadlines and errors as
         `call`. `release` is called once the worker is free again: when this returns or raises, or, if the
-        awaiting task is cancelled, once the worker has answered the CANCEL sent for it (or was killed
-        `grace` seconds later) — its reply is read in the background, never left in the channel."""
+        awaiting task is cancelled or the deadline passed, once the worker has answered the CANCEL sent
+        for it (or was killed `grace` seconds later) — its reply is read in the background, never left
+        in the channel."""
         abandoned = False
         try:
             self._send_call(call_id, fingerprint, payload, deadline, context)
@@ -299,20 +327,14 @@ class WorkerProcess:
                 reply = await self.transport.arecv(wait)
             except asyncio.CancelledError:
                 self.cancel(call_id, grace)
-                asyncio.get_running_loop().create_task(self._drain_cancelled(release))
+                self._drain_in_background(release)
                 abandoned = True
                 raise
             except TransportTimeout:
-                with self._lock:
-                    self._cancelled = call_id
-                    self._send_cancel(call_id)
-                try:
-                    late_reply = env.decode(await self.transport.arecv(grace))
-                except (TransportTimeout, ProtocolError):
-                    self._expired(call_id, timeout, grace, None)
-                except TransportClosed:
-                    self._died_when_cancelled(timeout)
-                self._expired(call_id, timeout, grace, late_reply)
+                self.cancel(call_id, grace, cause=TIMEOUT, timeout=timeout)
+                self._drain_in_background(release)
+                abandoned = True
+                raise self._timed_out(timeout, grace) from None
         except TransportClosed:
             raise self._died(call_id) from None
         finally:
@@ -320,14 +342,31 @@ class WorkerProcess:
                 self._call_over(release)
         return env.decode(reply)
 
+    def _drain_in_background(self, release: Callable[[], None] | None) -> None:
+        task = asyncio.get_running_loop().create_task(self._drain_cancelled(release))
+        self._drains.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._drains.discard)
+
     async def _drain_cancelled(self, release: Callable[[], None] | None) -> None:
         """Read the answer of a call whose caller went away (or the end of the channel, once `cancel`'s
         timer killed the worker), then free the worker."""
         try:
             await self.transport.arecv()
+        except asyncio.CancelledError:
+            # the loop is going away before the worker answered: a thread waits for the answer instead
+            # (`cancel`'s timer still runs), and the slot comes back once it has it (`hold`)
+            with self._lock:
+                self.unsettled = True
+            threading.Thread(
+                target=self._settle, args=(None, None), name=f"{self.label}-settle", daemon=True
+            ).start()
+            if release is not None:
+                release()
+            raise
         except (TransportClosed, ProtocolError, OSError):
             self._reap()
-        finally:
+            self._call_over(release)
+        else:
             self._call_over(release)
 
     def _call_over(self, release: Callable[[], None] | None) -> None:
@@ -337,9 +376,12 @@ class WorkerProcess:
         if release is not None:
             release()
 
-    def cancel(self, call_id: int, grace: float = DEFAULT_GRACE) -> None:
+    def cancel(
+        self, call_id: int, grace: float = DEFAULT_GRACE, *, cause: str = CANCEL, timeout: float | None = None
+    ) -> None:
         """From any thread: send CANCEL for `call_id`, and kill the worker if the call still runs `grace`
-        seconds later (its caller then gets CallTimeout). If the call was not sent yet, it never is."""
+        seconds later (its caller then gets CallTimeout). If the call was not sent yet, it never is.
+        `cause`: CANCEL, or TIMEOUT when its deadline (`timeout` seconds) passed."""
         with self._lock:
             if self._current != call_id:
                 self._doomed = call_id
@@ -349,18 +391,30 @@ class WorkerProcess:
                 self._send_cancel(call_id)
             except TransportClosed:
                 return
-            self._timer = threading.Timer(grace, self._kill_if_running, (call_id, grace))
+            end = (cause, self._stuck(cause, grace, timeout))
+            self._timer = threading.Timer(grace, self._kill_if_running, (call_id, grace, end))
             self._timer.daemon = True
             self._timer.start()
+
+    @staticmethod
+    def _stuck(cause: str, grace: float, timeout: float | None) -> str:
+        """What happened to a worker killed because its call would not stop (for the restart log)."""
+        if cause == TIMEOUT:
+            after = f"its deadline ({timeout:g}s)" if timeout is not None else "its deadline"
+            why = f"its call still ran {grace:g}s after {after}"
+        else:
+            why = f"its call still ran {grace:g}s after it was cancelled"
+        return f"{why}, in code that cannot be interrupted (C code such as time.sleep); it was killed"
 
     def _send_cancel(self, call_id: int) -> None:
         assert self.transport is not None
         self.transport.send([env.encode_header(env.Kind.CANCEL, call_id, 0, 0, 0)])
 
-    def _kill_if_running(self, call_id: int, grace: float) -> None:
+    def _kill_if_running(self, call_id: int, grace: float, end: tuple[str, str]) -> None:
         with self._lock:
             if self._current == call_id and self.alive:
                 self._killed = f"it did not stop within {grace:g}s of being cancelled, so it was killed"
+                self.end_cause = end
                 self.kill_now()
 
     def _drop_timer(self) -> None:
@@ -369,52 +423,57 @@ class WorkerProcess:
         if timer is not None:
             timer.cancel()
 
-    def _expire(self, call_id: int, timeout: float | None, grace: float) -> NoReturn:
-        """The caller's deadline passed: CANCEL, wait `grace` for the answer, else kill. Raises CallTimeout."""
+    def _abandon(self, call_id: int, timeout: float | None, grace: float) -> NoReturn:
+        """The caller's deadline passed: CANCEL, and settle the call on a thread of its own (the worker
+        kept if it answers within `grace`, else killed). Raises CallTimeout at once."""
         assert self.transport is not None
         try:
             with self._lock:
                 self._cancelled = call_id
                 self._send_cancel(call_id)
-            reply = env.decode(self.transport.recv(grace))
-        except (TransportTimeout, ProtocolError):
-            self._expired(call_id, timeout, grace, None)
+                self.unsettled = True
         except TransportClosed:
-            self._died_when_cancelled(timeout)
-        self._expired(call_id, timeout, grace, reply)
+            raise self._died(call_id) from None
+        end = (TIMEOUT, self._stuck(TIMEOUT, grace, timeout))
+        threading.Thread(
+            target=self._settle, args=(grace, end), name=f"{self.label}-settle", daemon=True
+        ).start()
+        raise self._timed_out(timeout, grace)
 
-    def _late(self, timeout: float | None) -> str:
-        return (
+    def _settle(self, wait: float | None, end: tuple[str, str] | None) -> None:
+        """On its own thread: read the answer of an abandoned call (the worker stays); or, none within
+        `wait` seconds, kill the worker for `end` (cause, what happened). Then hand the worker back."""
+        assert self.transport is not None
+        try:
+            env.decode(self.transport.recv(wait))  # its RESULT, or the ERROR saying it was interrupted
+        except TransportTimeout:
+            self.end_cause = end
+            self.kill()
+        except TransportClosed:
+            self._reap()
+        except BaseException as exc:  # ProtocolError: a stream that cannot be trusted any more
+            self.end_cause = (CRASH, f"its answer could not be read ({exc}); it was killed")
+            self.kill()
+        finally:
+            self._current = None
+            if self._timer is not None:
+                self._drop_timer()
+            with self._lock:
+                self.unsettled = False
+                then, self._then = self._then, None
+            if then is not None:
+                then()
+
+    def _timed_out(self, timeout: float | None, grace: float) -> CallTimeout:
+        late = (
             f"{self.label} did not answer within {timeout:g}s"
             if timeout is not None
             else f"{self.label} timed out"
         )
-
-    def _died_when_cancelled(self, timeout: float | None) -> NoReturn:
-        status = self._reap()
-        late = self._late(timeout)
-        raise CallTimeout(
-            f"{late}, and died when cancelled ({status}); the next call starts a new worker"
-        ) from None
-
-    def _expired(
-        self, call_id: int, timeout: float | None, grace: float, reply: env.Envelope | None
-    ) -> NoReturn:
-        """CallTimeout for a call whose deadline passed and that was sent CANCEL: `reply` is its answer
-        within the grace period, or None (then the worker is killed)."""
-        late = self._late(timeout)
-        if reply is None:
-            self.kill()
-            raise CallTimeout(
-                f"{late}, and did not stop within {grace:g}s of being cancelled (only Python code can be "
-                "interrupted, not C code such as time.sleep): it was killed; the next call starts a new worker"
-            ) from None
-        if reply.kind == env.Kind.RESULT:
-            what = "it finished just too late; its result was dropped"
-        else:
-            error = env.decode_error(reply.payload)
-            what = error.message if error.type == env.TIMEOUT_ERROR_TYPE else "the call was interrupted"
-        raise CallTimeout(f"{late}: {what}; the worker stays up")
+        return CallTimeout(
+            f"{late}: the call is cancelled in its worker (Python code stops at once; a worker still busy "
+            f"{grace:g}s later, stuck in C code such as time.sleep, is replaced)"
+        )
 
     def _died(self, call_id: int) -> Exception:
         status = self._reap()

@@ -85,10 +85,11 @@ class LoadedFunction:
 
     Per call, `timeout=` (seconds, unless the function has a parameter of that name) bounds the whole
     call, waiting for a worker included; it travels to the worker as the call's deadline. When it
-    passes, the worker is told to cancel the call, which interrupts Python code (the worker stays
-    up); a worker that does not answer within `cancel_grace` seconds (stuck in C code, say) is
-    killed and its slot starts a new one. Either way the caller gets CallTimeout, saying which.
-    Cancelling an asyncio task awaiting `acall` cancels its call the same way.
+    passes, the caller gets CallTimeout at once, and the worker is told to cancel the call, which
+    interrupts Python code (the worker stays up); a worker that does not answer within `cancel_grace`
+    seconds (stuck in C code, say) is killed and a new one started in its slot in the background (the
+    slot takes no call until then). Cancelling an asyncio task awaiting `acall` cancels its call the
+    same way. Each replaced worker is logged ("satchel.runtime.workers") and counted (`restarts`).
     """
 
     def __init__(
@@ -208,6 +209,11 @@ class LoadedFunction:
     def restarts(self) -> int:
         """How many workers were started in place of ones that died (crashed, or killed after a timeout)."""
         return self._pool.restarts
+
+    @property
+    def restart_causes(self) -> dict[str, int]:
+        """`restarts` by cause: "timeout" or "cancel" (a call that would not stop was killed), "crash"."""
+        return dict(self._pool.restart_causes)
 
     def idle_seconds(self) -> list[float]:
         """How long each idle worker has been idle (seconds), longest first."""

@@ -18,6 +18,7 @@ LOGGERS = (
     "satchel.serving.deployments",
     "satchel.serving.autoscale",
     "satchel.serving.grpc",
+    "satchel.runtime.workers",  # a worker replaced, and why
 )
 
 

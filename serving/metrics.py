@@ -50,12 +50,14 @@ class Metrics:
         )
         self.worker_restarts = Counter(
             "satchel_worker_restarts",
-            "Workers started in place of ones that died (crashed, or killed after a timeout).",
-            ["function"],
+            "Workers started in place of ones that died, by cause: timeout or cancel (a call that would "
+            "not stop was killed), crash.",
+            ["function", "cause"],
             registry=r,
         )
         self._functions: dict[str, FunctionMetrics] = {}
-        self._restarts_seen: dict[str, tuple[int, int]] = {}  # name -> (id of its function, restarts)
+        # name -> (id of its function, restarts by cause)
+        self._restarts_seen: dict[str, tuple[int, dict[str, int]]] = {}
         self._restarts_lock = threading.Lock()
 
     def of(self, name: str) -> FunctionMetrics:
@@ -69,14 +71,17 @@ class Metrics:
         """Bring the pool figures of function `name` (a LoadedFunction) up to date."""
         self.queue_depth.labels(name).set(fn.pending)
         self.workers.labels(name).set(sum(pid is not None for pid in fn.worker_pids))
-        restarts = getattr(fn, "restarts", 0)
+        causes = getattr(fn, "restart_causes", None)
+        if causes is None:  # a function served elsewhere (Ray): only its total
+            causes = {"unknown": getattr(fn, "restarts", 0)}
         with self._restarts_lock:
-            source, seen = self._restarts_seen.get(name, (id(fn), 0))
+            source, seen = self._restarts_seen.get(name, (id(fn), {}))
             if source != id(fn):  # another version of the function: its own count starts at 0
-                seen = 0
-            self._restarts_seen[name] = (id(fn), restarts)
-        if restarts > seen:
-            self.worker_restarts.labels(name).inc(restarts - seen)
+                seen = {}
+            self._restarts_seen[name] = (id(fn), causes)
+        for cause, count in causes.items():
+            if count > seen.get(cause, 0):
+                self.worker_restarts.labels(name, cause).inc(count - seen.get(cause, 0))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

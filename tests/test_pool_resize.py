@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -17,6 +18,9 @@ class _FakeWorker:
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.label = f"fake worker {index}"
+        self.unsettled = False  # no call of its ever times out
+        self.end_cause = None
         self.alive = True
         self.stopped = False
         self.pid = 1000 + index
@@ -29,6 +33,9 @@ class _FakeWorker:
 
     def kill(self) -> None:
         self.alive = False
+
+    def why_ended(self) -> tuple[str, str]:
+        return "crash", "it died (exit status 1)"
 
 
 class _Starter:
@@ -118,15 +125,20 @@ def test_shrinking_to_zero_while_calls_wait_keeps_one_worker() -> None:
     pool.close()
 
 
-def test_replacing_a_dead_worker_counts_a_restart() -> None:
+def test_replacing_a_dead_worker_counts_a_restart(caplog: pytest.LogCaptureFixture) -> None:
     restarts: list[int] = []
     pool = WorkerPool(_Starter(), size=1, name="fake", on_restart=lambda: restarts.append(1))
     pool.start()
     slot = pool.acquire()
     slot.process.alive = False
-    pool.worker(slot)
+    with caplog.at_level(logging.WARNING, logger="satchel.runtime.workers"):
+        pool.worker(slot)
     pool.release(slot)
-    assert pool.restarts == 1 and restarts == [1]
+    assert pool.restarts == 1 and restarts == [1] and pool.restart_causes == {"crash": 1}
+    (record,) = [r for r in caplog.records if r.name == "satchel.runtime.workers"]
+    assert record.getMessage() == (
+        "fake: starting a new worker in place of fake worker 0 (pid 1000, cause=crash): it died (exit status 1)"
+    )
     with pytest.raises(ValueError, match="workers must be an int, 0 or more"):
         pool.resize(-1)
     pool.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +76,26 @@ def test_worker_crash(refs, how: str, status: int) -> None:
         assert wait_gone(first)
         again = fn("none")
         assert again != first and fn.worker_pid == again
+    assert _segments(os.getpid()) == []
+
+
+def test_worker_killed_by_a_signal_shows_its_python_stack(refs, caplog: pytest.LogCaptureFixture) -> None:
+    """A segmentation fault in the function: WorkerCrashed carries the Python stack of the crash (the
+    worker runs with faulthandler), the restart is logged with the signal, and nothing is left behind."""
+    with satchel.load(refs["crash"], transport="shm") as fn:
+        first = fn.worker_pid
+        with pytest.raises(satchel.WorkerCrashed) as info:
+            fn("segfault")
+        assert info.value.exit_status == -signal.SIGSEGV
+        tail = info.value.stderr_tail
+        assert "Fatal Python error: Segmentation fault" in tail, tail
+        assert re.search(r'File ".*textutil\.py", line \d+ in crash', tail), tail
+        assert wait_gone(first)
+        with caplog.at_level(logging.WARNING, logger="satchel.runtime.workers"):
+            again = fn("none")
+        assert again != first and fn.restart_causes == {"crash": 1}
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "satchel.runtime.workers"]
+        assert f"(pid {first}, cause=crash): it died (killed by signal SIGSEGV)" in line, line
     assert _segments(os.getpid()) == []
 
 

@@ -112,9 +112,15 @@ class PipeTransport(Transport):
             try:
                 return await asyncio.wait_for(asyncio.shield(done), timeout)
             except asyncio.TimeoutError:
+                if _has_frame(done):  # it came in as the timeout fired: it is the answer, not lost
+                    return done.result()
                 if not frames.started:
                     raise TransportTimeout("no message within the timeout") from None
                 return await done  # a frame has begun: read it to its end
+        except asyncio.CancelledError:
+            if _has_frame(done):  # read, but its task was cancelled before it woke: the next arecv gets it
+                frames.put_back(done.result())
+            raise
         finally:
             self._waiter = None
 
@@ -165,6 +171,10 @@ def _close(fd: int) -> None:
         pass
 
 
+def _has_frame(done: asyncio.Future) -> bool:
+    return done.done() and not done.cancelled() and done.exception() is None
+
+
 def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
     try:
         return asyncio.get_running_loop() is loop
@@ -177,10 +187,11 @@ class _Frames:
     one system call (header, body and whatever follows it, kept for the next frame); a larger body is read
     straight into its own buffer. Works on blocking and non-blocking descriptors."""
 
-    __slots__ = ("fd", "pending", "body", "got")
+    __slots__ = ("fd", "pending", "body", "got", "kept")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.kept: bytearray | None = None  # a whole frame read for an `arecv` whose task was cancelled
         self.pending = bytearray()  # bytes read past the last whole frame
         self.body: bytearray | None = None  # a large frame being read into its own buffer
         self.got = 0  # bytes of `body` read so far
@@ -190,8 +201,15 @@ class _Frames:
         """Whether part of a frame has been read."""
         return bool(self.pending) or self.body is not None
 
+    def put_back(self, frame: bytearray) -> None:
+        """`frame` goes first again: the next `complete` returns it."""
+        self.kept = frame
+
     def complete(self) -> bytearray | None:
         """The next whole frame if it has been read; else None (after setting up a large body's buffer)."""
+        if self.kept is not None:
+            frame, self.kept = self.kept, None
+            return frame
         if self.body is not None:
             if self.got < len(self.body):
                 return None

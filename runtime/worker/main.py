@@ -9,6 +9,7 @@ kit's `satchel.flows` stand-in, `flows_shim`) when a parameter is bound to a flo
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import json
 import os
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     # Anything the function prints goes to stderr, which the caller reads and keeps the tail of.
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    # A worker killed by a signal (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL) prints the Python stack of
+    # the crash there too: it ends up in WorkerCrashed.stderr_tail.
+    faulthandler.enable(sys.stderr, all_threads=False)
     if spec.get("lifeline_fd") is not None:
         _watch_lifeline(int(spec["lifeline_fd"]))
     transport = get_transport(spec["transport"]).attach(spec["endpoint"])

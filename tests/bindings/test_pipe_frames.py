@@ -120,3 +120,24 @@ def test_closing_from_another_thread_takes_the_read_end_out_of_the_loop(pair) ->
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def test_a_frame_read_for_a_task_cancelled_before_it_woke_goes_to_the_next_arecv(pair) -> None:
+    """The race of a cancel with a reply that has just arrived: the frame is read (its future resolved),
+    but the task is cancelled before it runs again. The frame must not be lost: the caller would wait
+    for an answer that already came, and kill a worker that had answered."""
+    caller, worker = pair
+
+    async def scenario() -> bytes:
+        task = asyncio.create_task(caller.arecv())
+        while caller._waiter is None:  # until it awaits the frame
+            await asyncio.sleep(0)
+        worker.send([b"reply"])
+        while not caller._waiter.done():  # the loop read it; the task has not resumed yet
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return bytes(await caller.arecv(5.0))
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) == b"reply"

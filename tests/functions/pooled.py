@@ -15,8 +15,9 @@ PLAIN = satchel.Environment(python="3.11")
 
 
 @satchel.function(environment=PLAIN)
-def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0) -> int:
-    """Create the file `mine` (if named), then do `action`, and return the worker's pid.
+def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0, after: str = "") -> int:
+    """Create the file `mine` (if named), then do `action`, then create the file `after` (if named, even
+    if the action raised), and return the worker's pid.
 
     meet: wait until the file `other` exists (TimeoutError after `seconds`); spin: run a pure-Python
     loop for `seconds`; sleep: time.sleep(seconds), which Python cannot interrupt; crash: SIGKILL
@@ -26,25 +27,29 @@ def work(action: str, mine: str = "", other: str = "", seconds: float = 30.0) ->
         with open(mine + ".tmp", "w") as fh:
             fh.write(str(os.getpid()))
         os.replace(mine + ".tmp", mine)
-    if action == "meet":
-        deadline = time.monotonic() + seconds
-        while not os.path.exists(other):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{other} did not appear within {seconds}s")
-            time.sleep(0.005)
-    elif action == "spin":
-        end = time.monotonic() + seconds
-        n = 0
-        while time.monotonic() < end:
-            n += 1
-    elif action == "sleep":
-        time.sleep(seconds)
-    elif action == "crash":
-        import signal
+    try:
+        if action == "meet":
+            deadline = time.monotonic() + seconds
+            while not os.path.exists(other):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{other} did not appear within {seconds}s")
+                time.sleep(0.005)
+        elif action == "spin":
+            end = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < end:
+                n += 1
+        elif action == "sleep":
+            time.sleep(seconds)
+        elif action == "crash":
+            import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif action != "pid":
-        raise ValueError(f"unknown action {action!r}")
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action != "pid":
+            raise ValueError(f"unknown action {action!r}")
+    finally:  # however the action ended (an interrupted sleep raises once it is over)
+        if after:
+            open(after, "w").close()
     return os.getpid()
 
 

@@ -55,6 +55,7 @@ def test_policy_scales_down_only_workers_idle_long_enough() -> None:
 def test_idle_timing_follows_the_pool_clock() -> None:
     class Worker:
         alive, pid = True, 1
+        unsettled, end_cause = False, None  # no call of its ever times out
 
         def ask_to_stop(self) -> None:
             self.alive = False
@@ -185,10 +186,10 @@ def test_crash_during_a_request_is_5xx_then_a_restart(refs) -> None:
         r = client.post("/v1/functions/crash:invoke", json={"how": "exit"})
         assert r.status_code == 502 and r.json()["type"].endswith("worker-crashed")
         assert "worker of crash died" in r.json()["detail"]
-        assert metric(client, "satchel_worker_restarts_total", function="crash") == 0
+        assert metric(client, "satchel_worker_restarts_total", function="crash", cause="crash") == 0
         r = client.post("/v1/functions/crash:invoke", json={"how": "none"})
         assert r.status_code == 200 and isinstance(r.json()["result"], int)
-        assert metric(client, "satchel_worker_restarts_total", function="crash") == 1
+        assert metric(client, "satchel_worker_restarts_total", function="crash", cause="crash") == 1
 
 
 @pytest.mark.slow

@@ -309,3 +309,28 @@ def test_openapi_has_the_real_schemas(client, loaded) -> None:
 def test_swagger_ui(client) -> None:
     r = client.get("/docs")
     assert r.status_code == 200 and "swagger" in r.text.lower() and "/openapi.json" in r.text
+
+
+def test_deadlines_and_cancels_racing_quick_replies_cost_no_restart(refs) -> None:
+    """Invokes whose X-Satchel-Timeout falls about when the function answers, and jobs deleted right
+    after they are submitted, on the gateway's own workers (pipes, replies awaited on its loop): a worker
+    that answered, however late, is never killed for it."""
+    app = create_app([refs["add"], refs["nap"]], workers=1)
+    with RunningServer(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        functions = app.state.functions
+        pids = {name: functions[name].fn.worker_pids for name in ("add", "nap")}
+        statuses = set()
+        for i in range(200):
+            timeout = f"{0.0002 + 0.00002 * i:.5f}"  # 0.2 to 4.2 ms: before, around and after the answer
+            r = invoke(client, "add", {"a": 1, "b": 2}, headers={"x-satchel-timeout": timeout})
+            statuses.add(r.status_code)
+        for _ in range(40):
+            job = client.post("/v1/functions/nap/jobs", json={"seconds": 0.0}).json()
+            assert client.delete(f"/v1/jobs/{job['id']}").status_code == 200
+        assert invoke(client, "nap", {"seconds": 0.0}).json() == {"result": 0.0}
+        assert invoke(client, "add", {"a": 1, "b": 2}).json() == {"result": 3.0}
+        assert statuses <= {200, 504} and 504 in statuses
+        restarts = {name: functions[name].fn.restarts for name in ("add", "nap")}
+        assert restarts == {"add": 0, "nap": 0}
+        assert {name: functions[name].fn.worker_pids for name in ("add", "nap")} == pids
+        assert "satchel_worker_restarts_total{" not in client.get("/metrics").text
