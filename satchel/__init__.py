@@ -21,6 +21,7 @@ _EXPORTS = {
     "SatchelError": "satchel.errors",
     "ArgumentError": "satchel.errors",
     "RemoteError": "satchel.errors",
+    "BadResult": "satchel.errors",
     "WorkerCrashed": "satchel.errors",
     "WorkerStartupError": "satchel.errors",
     "CallTimeout": "satchel.errors",
@@ -40,6 +41,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # pragma: no cover
     from satchel.errors import (  # noqa: F401
         ArgumentError,
+        BadResult,
         BlobCorrupted,
         BundleNotFound,
         CallTimeout,

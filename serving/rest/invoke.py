@@ -13,7 +13,7 @@ from satchel.errors import ArgumentError
 
 from ..hosted import HostedFunction
 from ..metrics import Metrics
-from ..problems import HttpProblem, from_call_error, problem_response
+from ..problems import BAD_RESULT_TITLE, HttpProblem, from_call_error, problem_response
 from ..tracing import call_spans
 
 AVRO = "application/avro"
@@ -173,9 +173,7 @@ def result_json(hosted: HostedFunction, result: Any) -> Any:
     try:
         return hosted.response_form.value_to_json(result)
     except ArgumentError as exc:
-        raise HttpProblem(
-            500, "bad-result", "The result does not fit the response schema", str(exc), function=hosted.name
-        ) from None
+        raise HttpProblem(500, "bad-result", BAD_RESULT_TITLE, str(exc), function=hosted.name) from None
 
 
 def _avro_arguments(hosted: HostedFunction, body: bytes, fingerprint: str | None) -> dict[str, Any]:
