@@ -154,7 +154,10 @@ def call_arguments(hosted: HostedFunction, body: bytes, headers: Mapping[str, st
 def answer(hosted: HostedFunction, result: Any, accept: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """(status, raw headers, body) of a call's result: Avro if `accept` asks for it, else `{"result": ...}`."""
     if _wants_avro(accept):
-        body = hosted.response_codec.encode(result)
+        try:
+            body = hosted.response_codec.encode(result)
+        except ArgumentError as exc:  # the result is at fault, not the request
+            raise HttpProblem(500, "bad-result", BAD_RESULT_TITLE, str(exc), function=hosted.name) from None
         return (
             200,
             [
