@@ -95,7 +95,7 @@ class Codec:
             raise SchemaError(f"invalid Avro schema: {exc}") from exc
         self._path = path
         self._to_datum = convert.to_datum_converter(schema, path=path)
-        self._from_datum = convert.from_datum_converter(schema)
+        self._from_datum = convert.from_datum_converter(schema, path=path)
         node = _avro.parse(schema)
         self._raw_bytes = node.type == "bytes"
         self._raw_ndarray = self._raw_bytes and node.logical == _avro.NDARRAY
@@ -130,7 +130,11 @@ class Codec:
 
     def decode(self, data: bytes | bytearray | memoryview) -> Any:
         """The Python value encoded in `data` (all of it); ProtocolError when malformed."""
-        return self._from_datum(self.decode_datum(data))
+        datum = self.decode_datum(data)
+        try:
+            return self._from_datum(datum)
+        except ArgumentError as exc:  # bytes that are not what their logical type says
+            raise ProtocolError(f"malformed Avro data for this schema: {exc}") from None
 
     def encode_datum(self, datum: Any) -> bytes:
         if self._raw_bytes:
@@ -181,7 +185,9 @@ class RequestCodec(Codec):
             json_type = field.json["type"]
             to = convert.to_datum_converter(json_type, path=arguments.path_of(field.name), named=named)
             self._fields.append((field.name, to))
-            self._field_from[field.name] = convert.from_datum_converter(json_type, named=named)
+            self._field_from[field.name] = convert.from_datum_converter(
+                json_type, path=f"parameter {field.name!r}", named=named
+            )
             if field.has_default:
                 try:
                     self._default_datums[field.name] = convert.avro_default_to_datum(
@@ -281,12 +287,21 @@ class RequestCodec(Codec):
         A request with raw-bytes fields whose other fields are plain scalars is decoded here, without
         fastavro: each raw-bytes field is a memoryview slice of `data` (no copy), which its converter
         turns into the parameter's value (an ndarray viewing `data`, a `bytes` copy of it, ...).
+        A value that does not decode as its parameter's type (bytes that are not an Arrow stream, a
+        .npy array, ...) raises ArgumentError naming the parameter (also as `.parameter`).
         """
         if self._flat is not None:
             datum = _decode_flat(self._flat, data)
         else:
             datum = self.decode_datum(data)
-        return {name: self._field_from[name](datum[name]) for name, _ in self._fields}
+        out = {}
+        for name, _ in self._fields:
+            try:
+                out[name] = self._field_from[name](datum[name])
+            except ArgumentError as exc:
+                exc.parameter = name  # type: ignore[attr-defined]
+                raise
+        return out
 
     def defaults(self) -> dict[str, Any]:
         """Each defaulted parameter's default as a (fresh) Python value."""

@@ -206,10 +206,17 @@ def to_datum_converter(schema: Any, *, path: str = "value", named: dict[str, Any
     return _wrap(_ToDatum().build(node), path)
 
 
-def from_datum_converter(schema: Any, *, named: dict[str, Any] | None = None) -> Converter:
-    """A function turning datums of `schema` (from fastavro or from to_datum) into Python values."""
+def from_datum_converter(
+    schema: Any, *, path: str = "value", named: dict[str, Any] | None = None
+) -> Converter:
+    """A function turning datums of `schema` (from fastavro or from to_datum) into Python values.
+
+    Bytes that do not decode as their logical type (an Arrow stream, .npy data, a pickle, a decimal)
+    raise ArgumentError naming where they are, starting with `path` ("parameter 'df': not an Arrow
+    IPC stream: ...").
+    """
     node = _avro.parse(schema, named=named)
-    return _FromDatum().build(node)
+    return _wrap(_FromDatum().build(node), path)
 
 
 # --- Python -> datum ------------------------------------------------------------------------------
@@ -687,13 +694,31 @@ class _FromDatum(_avro.MemoBuilder):
             item = self.build(node.items)
             if item is _identity:
                 return lambda datum: datum if type(datum) is list else list(datum)
-            return lambda datum: [item(x) for x in datum]
+
+            def array(datum: Any) -> Any:
+                try:
+                    return [item(x) for x in datum]
+                except _Mismatch:  # decode again, item by item, to say which one
+                    for index, x in enumerate(datum):
+                        _at(f"[{index}]", item, x)
+                    raise
+
+            return array
         if kind == "map":
             assert node.values is not None
             val = self.build(node.values)
             if val is _identity:
                 return lambda datum: datum if type(datum) is dict else dict(datum)
-            return lambda datum: {k: val(x) for k, x in datum.items()}
+
+            def mapping(datum: Any) -> Any:
+                try:
+                    return {k: val(x) for k, x in datum.items()}
+                except _Mismatch:  # decode again, value by value, to say which one
+                    for k, x in datum.items():
+                        _at(f"[{k!r}]", val, x)
+                    raise
+
+            return mapping
         if kind == "record":
             return self._record(node)
         if kind == "union":
@@ -702,13 +727,31 @@ class _FromDatum(_avro.MemoBuilder):
 
     def _record(self, node: Node) -> Converter:
         fields = [(f.name, self.build(f.node)) for f in node.fields]
+
+        def locate(datum: Any) -> None:  # decode again, field by field, to say which one fails
+            for index, (name, conv) in enumerate(fields):
+                segment = f"[{index}]" if node.python == _avro.TUPLE_PYTHON else _segment_for_field(name)
+                _at(segment, conv, datum[name])
+
         if node.python == _avro.TUPLE_PYTHON:
-            return lambda datum: tuple([conv(datum[name]) for name, conv in fields])
+
+            def make_tuple(datum: Any) -> Any:
+                try:
+                    return tuple([conv(datum[name]) for name, conv in fields])
+                except _Mismatch:
+                    locate(datum)
+                    raise
+
+            return make_tuple
         ref = _ClassRef(node.python)
         makers: dict[type, Callable[[dict], Any]] = {}
 
         def convert(datum: Any) -> Any:
-            values = {name: conv(datum[name]) for name, conv in fields}
+            try:
+                values = {name: conv(datum[name]) for name, conv in fields}
+            except _Mismatch:
+                locate(datum)
+                raise
             cls = ref.get()
             if cls is None:
                 return values
@@ -876,16 +919,28 @@ def _from_enum(node: Node) -> Converter:
     return convert
 
 
+def _decoder(decode: Converter) -> Converter:
+    """A logical type's decoder whose ValueError (bytes that are not what they should be) is a mismatch."""
+
+    def convert(datum: Any) -> Any:
+        try:
+            return decode(datum)
+        except ValueError as exc:
+            raise _Mismatch(str(exc), str(exc)) from None
+
+    return convert
+
+
 # the converter back of each logical kind (see _avro.logical_kind)
 _FROM_LOGICAL: dict[str, Converter] = {
     _avro.TIMESTAMP_MICROS: _from_timestamp(1),
     _avro.TIMESTAMP_MILLIS: _from_timestamp(1000),
     _avro.DATE: _from_date,
-    _avro.DECIMAL: _from_decimal,
-    _avro.NDARRAY: logical.decode_ndarray,
-    _avro.ARROW: logical.decode_arrow,
-    _avro.PANDAS_PYTHON: logical.decode_dataframe,
-    _avro.PICKLE: logical.decode_pickle,
+    _avro.DECIMAL: _decoder(_from_decimal),
+    _avro.NDARRAY: _decoder(logical.decode_ndarray),
+    _avro.ARROW: _decoder(logical.decode_arrow),
+    _avro.PANDAS_PYTHON: _decoder(logical.decode_dataframe),
+    _avro.PICKLE: _decoder(logical.decode_pickle),
 }
 
 

@@ -13,7 +13,8 @@ Fields (in order, Avro binary, no framing of its own — the transport delimits 
   CANCEL (caller -> worker: abandon call `call_id`; empty payload). A worker answers every CALL
   exactly once, with RESULT or ERROR, even a cancelled one; it ignores a CANCEL for a call it has
   already answered. A call it interrupts, or drops because its deadline passed before it started,
-  is answered with an ERROR of type TIMEOUT_ERROR_TYPE. A worker may stop only Python code this
+  is answered with an ERROR of type TIMEOUT_ERROR_TYPE; one whose return value does not fit the
+  response schema, with an ERROR of type BAD_RESULT_ERROR_TYPE. A worker may stop only Python code this
   way; the caller decides how long to wait for that answer before it gives up on the worker.
 - `call_id` (long): chosen by the caller, echoed in the RESULT/ERROR of that call; 0 for messages
   about no call (READY, STARTUP_ERROR, SHUTDOWN).
@@ -65,6 +66,7 @@ __all__ = [
     "ERROR_FINGERPRINT",
     "READY_FINGERPRINT",
     "TIMEOUT_ERROR_TYPE",
+    "BAD_RESULT_ERROR_TYPE",
     "encode_header",
     "encode_parts",
     "encode",
@@ -152,6 +154,11 @@ READY_SCHEMA: dict = {
 TIMEOUT_ERROR_TYPE = "satchel.core.errors.CallTimeout"
 """The `type` of the ERROR answering a call that the worker interrupted after a CANCEL, or did not
 start because its `deadline_ms` had passed; the message says which."""
+
+BAD_RESULT_ERROR_TYPE = "satchel.core.errors.BadResult"
+"""The `type` of the ERROR answering a call whose function returned a value that does not fit the
+response schema (so it cannot be encoded): the result, not the call's arguments, is at fault; the
+message says where it does not fit."""
 
 ERROR_FINGERPRINT = fingerprint64(ERROR_SCHEMA)
 READY_FINGERPRINT = fingerprint64(READY_SCHEMA)

@@ -24,6 +24,11 @@
 | int / date                             | "YYYY-MM-DD"                                                 |
 | string / satchel.decimal               | the decimal as a string ("1.10"; exact)                      |
 
+On input, a satchel.ndarray also accepts a JSON array of numbers (nested for more dimensions), and a
+satchel.arrow table (a pyarrow.Table or pandas.DataFrame) the two forms MLflow users send: records,
+`[{"a": 1, "b": "x"}, ...]`, and split orient, `{"columns": ["a", "b"], "data": [[1, "x"]]}` (a
+DataFrame may add `"index"`). Output is always the base64 string.
+
 `json_schema(avro_schema)` gives the JSON Schema (draft 2020-12) of that JSON form: named types
 (records, enums) go in "$defs" under their full names and are referred to with "$ref", unions
 become "anyOf".
@@ -117,6 +122,10 @@ def json_type_name(node: Node) -> str:
         return 'a number (or "NaN", "Infinity", "-Infinity")'
     if kind == "string":
         return "a string"
+    if special == _avro.NDARRAY:
+        return "a JSON array of numbers, or a base64 .npy string"
+    if special in (_avro.ARROW, _avro.PANDAS_PYTHON):
+        return 'an array of records, a {"columns", "data"} object, or a base64 Arrow IPC stream'
     if kind in ("bytes", "fixed"):
         return "a base64 string"
     if kind == "enum":
@@ -449,6 +458,8 @@ class _FromJson(_avro.MemoBuilder):
                     raise _jfail(expected, j, f"{len(data)} bytes, not {size}")
                 return data
 
+            if special in _TABULAR:
+                return _tabular(special, b64, expected)
             return b64
         if kind == "enum":
             symbols = frozenset(node.symbols)
@@ -517,12 +528,123 @@ class _FromJson(_avro.MemoBuilder):
         raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
 
 
+# --- arrays and tables as JSON (the forms MLflow users send) ---------------------------------------
+
+_TABULAR = (_avro.NDARRAY, _avro.ARROW, _avro.PANDAS_PYTHON)
+_SPLIT_KEYS = frozenset(("columns", "data", "index"))
+
+
+def _tabular(special: str, b64: Converter, expected: str) -> Converter:
+    """The JSON input of an ndarray or table: base64 bytes (`b64`), or its JSON form encoded to those bytes."""
+    from_json = _ndarray_from_json if special == _avro.NDARRAY else _table_from_json
+
+    def convert(j: Any) -> Any:
+        if isinstance(j, str):
+            return b64(j)
+        return from_json(j, special, expected)
+
+    return convert
+
+
+def _ndarray_from_json(j: Any, special: str, expected: str) -> bytes:
+    if not isinstance(j, list):
+        raise _jfail(expected, j)
+    np = convert.logical.require("numpy")
+    try:
+        array = np.array(j)
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged, or too large an integer
+        raise _jfail(expected, j, f"not a rectangular array of numbers: {exc}") from None
+    if array.dtype.kind not in "biuf":
+        raise _jfail(expected, j, "its items are not all numbers (or all booleans)")
+    return convert.logical.encode_ndarray(array)
+
+
+def _table_from_json(j: Any, special: str, expected: str) -> Any:
+    """The Arrow IPC stream of records (a list of objects) or a split-orient object."""
+    if isinstance(j, list):
+        bad = next((i for i, row in enumerate(j) if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise _jfail(expected, j, f"record [{bad}] is not an object")
+        columns, rows, index = None, j, None
+    elif isinstance(j, dict):
+        unknown = sorted(set(j) - _SPLIT_KEYS)
+        if unknown or "data" not in j:
+            what = f"unknown member(s) {', '.join(map(repr, unknown))}" if unknown else "no member 'data'"
+            raise _jfail(expected, j, f"split orient takes columns, data and index: {what}")
+        columns, rows, index = j.get("columns"), j["data"], j.get("index")
+        if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+            raise _jfail(expected, j, "'data' must be an array of rows (arrays)")
+        if columns is not None and not (
+            isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+        ):
+            raise _jfail(expected, j, "'columns' must be an array of strings")
+        if index is not None and special != _avro.PANDAS_PYTHON:
+            raise _jfail(expected, j, "a pyarrow.Table has no index")
+    else:
+        raise _jfail(expected, j)
+    pa = convert.logical.require("pyarrow")  # both need it: a DataFrame travels as Arrow
+    try:
+        if special == _avro.PANDAS_PYTHON:
+            pd = convert.logical.require("pandas")
+            if columns is None and index is None and isinstance(j, list):
+                frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
+            else:
+                frame = pd.DataFrame(rows, columns=columns, index=index)
+            return convert.logical.encode_dataframe(frame)
+        if columns is None and isinstance(j, list):
+            table = pa.Table.from_pylist(rows)
+        else:
+            names = columns if columns is not None else [f"f{i}" for i in range(len(rows[0]) if rows else 0)]
+            if any(len(row) != len(names) for row in rows):
+                raise ValueError(f"every row must have {len(names)} values, one per column")
+            table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
+        return convert.logical.encode_arrow(table)
+    except (ValueError, TypeError, pa.ArrowException) as exc:
+        raise _jfail(expected, j, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
 # --- JSON Schema ------------------------------------------------------------------------------------
 
 
+_RECORDS_SCHEMA = {
+    "title": "records",
+    "type": "array",
+    "items": {"type": "object"},
+    "examples": [[{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]],
+}
+_SPLIT_SCHEMA = {
+    "title": "split orient",
+    "type": "object",
+    "properties": {
+        "columns": {"type": "array", "items": {"type": "string"}},
+        "data": {"type": "array", "items": {"type": "array"}},
+        "index": {"type": "array"},
+    },
+    "required": ["data"],
+    "additionalProperties": False,
+    "examples": [{"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}],
+}
+_NDARRAY_JSON_SCHEMA = {
+    "title": "nested arrays of numbers",
+    "type": "array",
+    "examples": [[[1.0, 2.0], [3.0, 4.0]]],
+}
+
+
+def _tabular_schemas(special: str) -> list[dict]:
+    """The JSON forms an ndarray or table parameter accepts besides base64 (see _tabular)."""
+    if special == _avro.NDARRAY:
+        return [_NDARRAY_JSON_SCHEMA]
+    split = _SPLIT_SCHEMA
+    if special == _avro.ARROW:  # a pyarrow.Table has no index
+        split = dict(split, properties={k: v for k, v in split["properties"].items() if k != "index"})
+    return [_RECORDS_SCHEMA, split]
+
+
 class _JsonSchema:
-    def __init__(self, ref_prefix: str) -> None:
+    def __init__(self, ref_prefix: str, inputs: bool = True) -> None:
         self.ref_prefix = ref_prefix
+        self.inputs = inputs
         self.defs: dict[str, Any] = {}
         self.done: set[str] = set()
 
@@ -556,6 +678,11 @@ class _JsonSchema:
             media = _MEDIA_TYPES.get(node.logical or "")
             if media:
                 schema["contentMediaType"] = media
+            if self.inputs and special in _TABULAR:
+                schema["title"] = "base64 " + (
+                    "of .npy bytes" if special == _avro.NDARRAY else "Arrow IPC stream"
+                )
+                return {"anyOf": [*_tabular_schemas(special), schema]}
             return schema
         if kind == "array":
             assert node.items is not None
@@ -633,11 +760,11 @@ class JsonForm:
 
     def json_to_value(self, obj: Any) -> Any:
         if self._from_datum is None:
-            self._from_datum = convert.from_datum_converter(self.schema, named=self._named)
+            self._from_datum = convert.from_datum_converter(self.schema, path="$", named=self._named)
         return self._from_datum(self._from_json(obj))
 
-    def json_schema(self, *, ref_prefix: str = "#/$defs/") -> dict:
-        return json_schema(self.schema, ref_prefix=ref_prefix, named=self._named)
+    def json_schema(self, *, ref_prefix: str = "#/$defs/", inputs: bool = True) -> dict:
+        return json_schema(self.schema, ref_prefix=ref_prefix, named=self._named, inputs=inputs)
 
 
 def datum_to_json(datum: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
@@ -665,14 +792,20 @@ def json_to_value(obj: Any, schema: Any, *, named: dict[str, Any] | None = None)
 
 
 def json_schema(
-    avro_schema: Any, *, ref_prefix: str = "#/$defs/", named: dict[str, Any] | None = None
+    avro_schema: Any,
+    *,
+    ref_prefix: str = "#/$defs/",
+    named: dict[str, Any] | None = None,
+    inputs: bool = True,
 ) -> dict:
     """The JSON Schema (draft 2020-12) of the JSON form of `avro_schema`.
 
     Named types are defined under "$defs" by full name and referred to as `ref_prefix + fullname`
     (pass e.g. "#/components/schemas/" and move "$defs" there to embed the result in OpenAPI).
+    `inputs`: include the forms only accepted on input (ndarrays and tables as JSON, each with an
+    example); False for what is written (always base64).
     """
-    builder = _JsonSchema(ref_prefix)
+    builder = _JsonSchema(ref_prefix, inputs)
     root = builder.build(_avro.parse(avro_schema, named=named))
     result: dict = {"$schema": JSON_SCHEMA_DIALECT}
     result.update(root)

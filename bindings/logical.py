@@ -181,7 +181,7 @@ def decode_ndarray(data: Any) -> Any:
     if view.ndim != 1 or view.format != "B":
         view = view.cast("B")
     if len(view) < 10 or bytes(view[:6]) != _NPY_MAGIC:
-        raise ValueError("not .npy data (bad magic string)")
+        raise ValueError(f"not .npy data ({len(view)} bytes, without the .npy magic string)")
     major = view[6]
     if major == 1:
         header_len = int.from_bytes(view[8:10], "little")
@@ -223,7 +223,10 @@ def _parse_npy_header(np: Any, raw: bytes, major: int) -> tuple[Any, tuple, bool
         raise ValueError(f"malformed .npy header: {header_text[:100]!r}") from exc
     if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
         raise ValueError(f"malformed .npy header: {header_text[:100]!r}")
-    dtype = np.lib.format.descr_to_dtype(header["descr"])
+    try:
+        dtype = np.lib.format.descr_to_dtype(header["descr"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"malformed .npy dtype {header['descr']!r:.60}: {exc}") from None
     if dtype.hasobject:
         raise ValueError("refusing a .npy array of Python objects (that would need pickle)")
     shape = header["shape"]
@@ -261,8 +264,11 @@ def encode_arrow(table: Any) -> memoryview:
 def decode_arrow(data: Any) -> Any:
     """The pyarrow.Table in the Arrow IPC stream `data` (references `data`'s memory, no copy)."""
     pa = require("pyarrow")
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
-        return reader.read_all()
+    try:
+        with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+            return reader.read_all()
+    except (pa.ArrowException, ValueError) as exc:
+        raise ValueError(f"not an Arrow IPC stream ({_size(data)}): {exc}") from None
 
 
 def encode_dataframe(frame: Any) -> memoryview:
@@ -277,8 +283,17 @@ def encode_dataframe(frame: Any) -> memoryview:
 
 def decode_dataframe(data: Any) -> Any:
     """The pandas DataFrame in the Arrow IPC stream `data`."""
+    pa = require("pyarrow")
     require("pandas")
-    return decode_arrow(data).to_pandas()
+    table = decode_arrow(data)
+    try:
+        return table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise ValueError(f"this Arrow table does not convert to a pandas DataFrame: {exc}") from None
+
+
+def _size(data: Any) -> str:
+    return f"{memoryview(data).nbytes} bytes"
 
 
 # --- pickle -----------------------------------------------------------------------------------------
@@ -294,7 +309,10 @@ def encode_pickle(value: Any) -> bytes:
 
 def decode_pickle(data: Any) -> Any:
     """`pickle.loads(data)`. Executes code named by the data: only for peers you trust."""
-    return pickle.loads(data)
+    try:
+        return pickle.loads(data)
+    except Exception as exc:  # unpickling can raise almost anything
+        raise ValueError(f"does not unpickle: {type(exc).__name__}: {exc}") from None
 
 
 # --- decimal ----------------------------------------------------------------------------------------

@@ -91,6 +91,11 @@ class RemoteError(SatchelError):
         return (type(self), (self.type_name, self.message, self.remote_traceback))
 
 
+class BadResult(RemoteError):
+    """The function returned, but a value its return annotation does not allow: the result, not the
+    arguments, is at fault. `message` says where it does not fit ("return value: expected float, ...")."""
+
+
 class WorkerError(SatchelError):
     """Base class of worker-lifecycle failures."""
 

@@ -20,7 +20,7 @@ from satchel.bindings import arguments
 from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import default_transport
-from satchel.core.errors import ArgumentError, CallTimeout, ProtocolError, RemoteError
+from satchel.core.errors import ArgumentError, BadResult, CallTimeout, ProtocolError, RemoteError
 from satchel.packager.bundle import Bundle
 from satchel.runtime.fetch import LocalBundle
 from satchel.runtime.pool import DEFAULT_MAX_PENDING, Slot, WorkerPool
@@ -375,6 +375,8 @@ class LoadedFunction:
             error = env.decode_error(reply.payload)
             if error.type == env.TIMEOUT_ERROR_TYPE:
                 raise CallTimeout(f"{self._bundle.name}: the call {error.message}")
+            if error.type == env.BAD_RESULT_ERROR_TYPE:
+                raise BadResult(error.type, f"{self._bundle.name}: {error.message}", error.traceback)
             raise RemoteError(error.type, error.message, error.traceback)
         raise ProtocolError(f"unexpected reply kind {reply.kind!r}")
 

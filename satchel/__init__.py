@@ -21,6 +21,7 @@ _EXPORTS = {
     "SatchelError": "satchel.core.errors",
     "ArgumentError": "satchel.core.errors",
     "RemoteError": "satchel.core.errors",
+    "BadResult": "satchel.core.errors",
     "WorkerCrashed": "satchel.core.errors",
     "WorkerStartupError": "satchel.core.errors",
     "CallTimeout": "satchel.core.errors",
@@ -40,6 +41,7 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # pragma: no cover
     from satchel.core.errors import (  # noqa: F401
         ArgumentError,
+        BadResult,
         BlobCorrupted,
         BundleNotFound,
         CallTimeout,

@@ -15,7 +15,7 @@ from .auth import BearerAuth
 from .deploy.registry import DEFAULT_LEASE
 from .drain import Drain
 from .hosting import Hosting
-from .rest import invoke, openapi, probes
+from .rest import docs, invoke, openapi, probes
 from .rest import jobs as job_routes
 from .rest.fastlane import GatewayApp
 from .rest.limits import DEFAULT_MAX_BODY, BodyLimit
@@ -107,7 +107,8 @@ def create_app(
                 # on a thread: calls awaited on this loop must still get their replies while workers stop
                 await asyncio.to_thread(hosting.close)
 
-    app = GatewayApp(title=title, debug=False, lifespan=lifespan, redoc_url=None)
+    app = GatewayApp(title=title, debug=False, lifespan=lifespan, docs_url=None, redoc_url=None)
+    docs.add_docs(app, title=title)
     app.state.hosting = hosting
     app.state.functions = hosted
     app.state.metrics = metrics
@@ -127,10 +128,10 @@ def create_app(
         job_routes.SUBMIT_PATH, job_routes.make_submit(hosting), methods=["POST"], include_in_schema=False
     )
     app.add_route(
-        job_routes.JOB_PATH, job_routes.make_status(hosting), methods=["GET"], include_in_schema=False
-    )
-    app.add_route(
-        job_routes.JOB_PATH, job_routes.make_cancel(hosting), methods=["DELETE"], include_in_schema=False
+        job_routes.JOB_PATH,
+        job_routes.make_job(hosting),
+        methods=list(job_routes.JOB_METHODS),
+        include_in_schema=False,
     )
     app.add_route("/healthz", probes.healthz, methods=["GET"], include_in_schema=False)
     app.add_route("/readyz", probes.make_readyz(hosted), methods=["GET"], include_in_schema=False)

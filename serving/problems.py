@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from satchel.core.errors import (
     ArgumentError,
+    BadResult,
     CallTimeout,
     FunctionClosed,
     Overloaded,
@@ -24,6 +25,7 @@ log = logging.getLogger("satchel.serving.errors")
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = 1
 _BASE = "https://satchel.dev/problems/"
+BAD_RESULT_TITLE = "The result does not fit the response schema"
 
 
 class HttpProblem(Exception):
@@ -59,6 +61,9 @@ def from_call_error(exc: BaseException, function: str, *, debug: bool, request_i
         p = HttpProblem(429, "overloaded", "Too many pending calls", str(exc), function=function)
         p.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return p
+    if isinstance(exc, BadResult):
+        log.error("function %s: %s (request %s)", function, exc.message, request_id)
+        return HttpProblem(500, "bad-result", BAD_RESULT_TITLE, exc.message, function=function)
     if isinstance(exc, RemoteError):
         log.error(
             "function %s raised %s: %s (request %s)\n%s",

@@ -154,7 +154,31 @@ def serve(
     uvicorn_options.setdefault("access_log", False)  # ours is JSON, with the request id
     uvicorn_options.setdefault("log_level", "info")
     config = uvicorn.Config(app, host=host, port=port, **uvicorn_options)
-    DrainingServer(config, drain_timeout=drain_timeout).run()
+
+    class Announcing(DrainingServer):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and self.servers and self.servers[0].sockets:
+                bound = self.servers[0].sockets[0].getsockname()[1]
+                state = app.state
+                functions = [*sorted(state.functions), *(d for d in deployments if d not in state.functions)]
+                grpc = getattr(state, "grpc_port", None)
+                print(banner(functions, host, bound, grpc), file=sys.stderr, flush=True)
+
+    Announcing(config, drain_timeout=drain_timeout).run()
+
+
+def banner(functions: list[str], host: str, port: int, grpc_port: int | None = None) -> str:
+    """What a started server says: the functions it serves, its ports and the URL of its docs."""
+    base = f"http://{host}:{port}"
+    lines = [
+        f"serving {', '.join(functions) or 'no function yet'}",
+        f"  REST  {base}/v1/functions/{{name}}:invoke",
+    ]
+    if grpc_port is not None:
+        lines.append(f"  gRPC  {host}:{grpc_port} (satchel.v1.Functions)")
+    lines.append(f"  docs  {base}/docs")
+    return "\n".join(lines)
 
 
 def _serve_on(backend: Any, refs: list[str], options: Any) -> None:
@@ -168,6 +192,7 @@ def _serve_on(backend: Any, refs: list[str], options: Any) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):  # after start: Ray sets handlers of its own
             signal.signal(sig, lambda *_: stop.set())
         print(f"serving {', '.join(refs)} at {url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        print(f"  docs  {url.rstrip('/')}/docs", file=sys.stderr, flush=True)
         stop.wait()
     finally:
         backend.stop()

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         main_alias = spec.get("main_alias")
         bound = restore(spec["artifacts"], lambda fh: _Unpickler(fh, main_alias).load())
         request = RequestCodec(spec["request_schema"])
-        response = Codec(spec["response_schema"])
+        response = Codec(spec["response_schema"], path="return value")
     except BaseException as exc:  # report why we could not start, then exit
         _send(transport, env.Kind.STARTUP_ERROR, env.encode_exception(exc))
         transport.close()

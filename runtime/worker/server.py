@@ -117,7 +117,11 @@ class Server:
                     result = self.func(**kwargs)
             finally:
                 self._finish()
-            parts = self.response.encode_parts(result)
+            try:
+                parts = self.response.encode_parts(result)
+            except Exception as exc:  # the result is at fault, not the call: say so (not its traceback)
+                self._send_error(call_id, env.encode_error(env.BAD_RESULT_ERROR_TYPE, str(exc)))
+                return
         except Cancelled as exc:
             self._finish()
             elapsed = time.monotonic() - self._started

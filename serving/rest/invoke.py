@@ -13,7 +13,7 @@ from satchel.core.errors import ArgumentError
 
 from ..hosted import HostedFunction
 from ..metrics import Metrics
-from ..problems import HttpProblem, from_call_error, problem_response
+from ..problems import BAD_RESULT_TITLE, HttpProblem, from_call_error, problem_response
 from ..tracing import call_spans
 
 AVRO = "application/avro"
@@ -154,7 +154,10 @@ def call_arguments(hosted: HostedFunction, body: bytes, headers: Mapping[str, st
 def answer(hosted: HostedFunction, result: Any, accept: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """(status, raw headers, body) of a call's result: Avro if `accept` asks for it, else `{"result": ...}`."""
     if _wants_avro(accept):
-        body = hosted.response_codec.encode(result)
+        try:
+            body = hosted.response_codec.encode(result)
+        except ArgumentError as exc:  # the result is at fault, not the request
+            raise HttpProblem(500, "bad-result", BAD_RESULT_TITLE, str(exc), function=hosted.name) from None
         return (
             200,
             [
@@ -173,9 +176,7 @@ def result_json(hosted: HostedFunction, result: Any) -> Any:
     try:
         return hosted.response_form.value_to_json(result)
     except ArgumentError as exc:
-        raise HttpProblem(
-            500, "bad-result", "The result does not fit the response schema", str(exc), function=hosted.name
-        ) from None
+        raise HttpProblem(500, "bad-result", BAD_RESULT_TITLE, str(exc), function=hosted.name) from None
 
 
 def _avro_arguments(hosted: HostedFunction, body: bytes, fingerprint: str | None) -> dict[str, Any]:

@@ -67,6 +67,23 @@ def make_cancel(hosting: Hosting):
     return cancel
 
 
+JOB_METHODS = ("GET", "HEAD", "DELETE", "OPTIONS")
+
+
+def make_job(hosting: Hosting):
+    """GET (and HEAD), DELETE and OPTIONS of /v1/jobs/{id}: one route, so every method is in `Allow`."""
+    status, cancel = make_status(hosting), make_cancel(hosting)
+
+    async def job(request: Request) -> Response:
+        if request.method == "DELETE":
+            return await cancel(request)
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers={"Allow": ", ".join(JOB_METHODS)})
+        return await status(request)
+
+    return job
+
+
 def job_document(job: Job, hosting: Hosting) -> dict[str, Any]:
     """The JSON document of a job (see the module doc)."""
     doc: dict[str, Any] = {

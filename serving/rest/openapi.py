@@ -30,17 +30,20 @@ PROBLEM_SCHEMA = {
 }
 
 
-def _component(schema: Any, namespace: str, components: dict) -> dict:
-    """The JSON Schema of `schema` with its named types moved into `components` under `namespace.`."""
-    doc = json_schema(schema, ref_prefix=_PREFIX + namespace + ".")
+def _component(schema: Any, namespace: str, components: dict, *, inputs: bool) -> dict:
+    """The JSON Schema of `schema` with its named types moved into `components` under `namespace.`
+    (`inputs`: with the forms only accepted on input, see bindings.jsonform.json_schema)."""
+    doc = json_schema(schema, ref_prefix=_PREFIX + namespace + ".", inputs=inputs)
     doc.pop("$schema", None)
     for name, definition in doc.pop("$defs", {}).items():
         components[f"{namespace}.{name}"] = definition
     return doc
 
 
-def _job_schema(result: dict | None) -> dict:
-    """A job document (serving/rest/jobs.py); `result`: the function's result schema, if known."""
+def _job_schema(result: dict | None, function: str | None = None) -> dict:
+    """A job document (serving/rest/jobs.py); `result`: the function's result schema, if known;
+    `function`: its name, which then is the only `function` the document may have (so that the job
+    schemas of several functions exclude each other, as `oneOf` needs)."""
     time = {"type": ["string", "null"], "format": "date-time"}
     problem = dict(PROBLEM_SCHEMA, properties={**PROBLEM_SCHEMA["properties"], "kind": {"type": "string"}})
     problem["required"] = ["kind", "title", "status", "detail"]
@@ -48,7 +51,7 @@ def _job_schema(result: dict | None) -> dict:
         "type": "object",
         "properties": {
             "id": {"type": "string"},
-            "function": {"type": "string"},
+            "function": {"type": "string"} if function is None else {"const": function},
             "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
             "created_at": time,
             "started_at": time,
@@ -64,7 +67,14 @@ def _job_schema(result: dict | None) -> dict:
 
 def _job_paths(paths: dict[str, Any], jobs: list[str]) -> None:
     """GET and DELETE /v1/jobs/{id}: the job document of any function's job."""
-    schema = {"oneOf": [{"$ref": _PREFIX + f"{name}.Job"} for name in jobs]} if jobs else _job_schema(None)
+    if jobs:  # one function's job each: told apart by `function` (a const in each)
+        refs = {name: _PREFIX + f"{name}.Job" for name in jobs}
+        schema = {
+            "oneOf": [{"$ref": ref} for ref in refs.values()],
+            "discriminator": {"propertyName": "function", "mapping": refs},
+        }
+    else:
+        schema = _job_schema(None)
     answer = {"description": "The job", "content": {"application/json": {"schema": schema}}}
     parameter = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     unknown = _problem("Unknown job, or its result expired")
@@ -99,8 +109,9 @@ def build_openapi(
     components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
     paths: dict[str, Any] = {}
     for name, h in sorted(functions.items()):
-        request = _component(h.request_schema, name, components)
-        response = _component(h.response_schema, name, components)
+        # the response first: a named type in both keeps the request's definition, which accepts more
+        response = _component(h.response_schema, name, components, inputs=False)
+        request = _component(h.request_schema, name, components, inputs=True)
         result = {"type": "object", "properties": {"result": response}, "required": ["result"]}
         components[f"{name}.Result"] = result
         summary = h.doc.splitlines()[0] if h.doc else f"Call {name}"
@@ -158,7 +169,7 @@ def build_openapi(
                 "413": _problem("The request body is larger than the server's limit"),
                 "415": _problem("Unsupported media type (send application/json or application/avro)"),
                 "429": _problem("Too many pending calls (see Retry-After)"),
-                "500": _problem("The function raised"),
+                "500": _problem("The function raised, or returned what its response schema does not allow"),
                 "502": _problem("A worker crashed during the call"),
                 "503": _problem("The function is unavailable, or the server is draining (see Retry-After)"),
                 "504": _problem("The call timed out"),
@@ -167,7 +178,7 @@ def build_openapi(
         if secured:
             operation["responses"]["401"] = _problem("Missing or wrong bearer token")
         paths[f"/v1/functions/{name}:invoke"] = {"post": operation}
-        components[f"{name}.Job"] = _job_schema(response)
+        components[f"{name}.Job"] = _job_schema(response, name)
         job_operation = {
             **operation,
             "operationId": f"submit_{name}",

@@ -307,3 +307,59 @@ def test_datum_from_fastavro_reader_converts():
 def test_module_functions_exist():
     assert jsonform.value_to_json(Color.RED, schema_of(Color)) == "RED"
     assert jsonform.json_to_value("RED", schema_of(Color)) is Color.RED
+
+
+# -- tables and arrays in the JSON forms MLflow users send ------------------------------------------------
+
+FRAME = {"type": "bytes", "logicalType": "satchel.arrow", "python": "pandas.DataFrame"}
+TABLE = {"type": "bytes", "logicalType": "satchel.arrow"}
+NDARRAY = {"type": "bytes", "logicalType": "satchel.ndarray"}
+
+
+def test_dataframes_from_records_and_split_orient() -> None:
+    records = json_to_value([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}], FRAME)
+    pd.testing.assert_frame_equal(records, pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    split = json_to_value({"columns": ["a", "b"], "data": [[1, "x"]], "index": ["r"]}, FRAME)
+    pd.testing.assert_frame_equal(split, pd.DataFrame({"a": [1], "b": ["x"]}, index=["r"]))
+    table = json_to_value({"columns": ["a"], "data": [[1], [2]]}, TABLE)
+    assert table.equals(pa.table({"a": [1, 2]}))
+    assert json_to_value([{"a": 1.5}], TABLE).equals(pa.table({"a": [1.5]}))
+
+
+def test_arrays_from_json() -> None:
+    array = json_to_value([[1, 2], [3, 4]], NDARRAY)
+    assert array.shape == (2, 2) and array.tolist() == [[1, 2], [3, 4]]
+    assert json_to_value([0.5, 1], NDARRAY).dtype == np.float64
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "fragment"),
+    [
+        (NDARRAY, [[1], [2, 3]], "not a rectangular array of numbers"),
+        (NDARRAY, ["a"], "not all numbers"),
+        (NDARRAY, "aGVsbG8=", "not .npy data"),
+        (FRAME, [1, 2], "record [0] is not an object"),
+        (FRAME, {"cols": ["a"]}, "unknown member(s) 'cols'"),
+        (FRAME, {"columns": ["a"], "data": [[1, 2]]}, "columns"),
+        (FRAME, "aGVsbG8=", "not an Arrow IPC stream"),
+        (TABLE, {"columns": ["a"], "data": [[1]], "index": [0]}, "no index"),
+    ],
+)
+def test_tables_and_arrays_that_do_not_fit_name_the_path(schema, value, fragment) -> None:
+    record = {"type": "record", "name": "r", "fields": [{"name": "p", "type": schema}]}
+    with pytest.raises(ArgumentError) as info:
+        json_to_value({"p": value}, record)
+    assert str(info.value).startswith("$.p: ") and fragment in str(info.value)
+
+
+def test_json_schema_shows_each_input_form_with_an_example() -> None:
+    forms = json_schema(FRAME)["anyOf"]
+    assert [f["title"] for f in forms] == ["records", "split orient", "base64 Arrow IPC stream"]
+    for form in forms[:-1]:
+        jsonschema.validate(form["examples"][0], form)
+        assert isinstance(json_to_value(form["examples"][0], FRAME), pd.DataFrame)
+    array = json_schema(NDARRAY)["anyOf"][0]
+    assert json_to_value(array["examples"][0], NDARRAY).shape == (2, 2)
+    # what is written is only ever base64
+    assert json_schema(FRAME, inputs=False)["contentEncoding"] == "base64"
+    assert "anyOf" not in json_schema(NDARRAY, inputs=False)

@@ -84,3 +84,9 @@ def whereami() -> dict[str, str]:
 def predict(rows: list[list[float]], weights: list[float], bias: float) -> list[float]:
     """A tiny linear model; `weights` and `bias` are meant to be bound."""
     return [sum(w * x for w, x in zip(weights, row)) + bias for row in rows]
+
+
+@satchel.function(environment=PLAIN)
+def liar(x: float, lie: bool = True) -> float:
+    """Return a string where the annotation promises a float (unless told not to lie)."""
+    return f"{x}" if lie else x  # type: ignore[return-value]

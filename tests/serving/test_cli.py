@@ -47,6 +47,9 @@ def test_serve_command_hosts_functions(refs, tmp_path) -> None:
         assert httpx.get(f"{url}/readyz", headers=auth).json()["workers"] == {"add": 1, "describe": 1}
     stderr = server.stderr()
     assert '"request_id": "cli-1"' in stderr  # the JSON access log
+    # what it serves, where, and the docs
+    assert "serving add, describe" in stderr
+    assert f"REST  {url}/v1/functions/{{name}}:invoke" in stderr and f"docs  {url}/docs" in stderr
     # uvicorn drains, runs the shutdown (which closes the workers), then re-raises the signal
     assert "Application shutdown complete" in stderr
     assert server.proc.returncode in (0, -signal.SIGTERM), stderr

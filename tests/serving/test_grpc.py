@@ -399,6 +399,16 @@ def test_serve_command_with_grpc_port(refs, loaded, tmp_path) -> None:
             except grpc.RpcError as exc:
                 raise AssertionError(f"{exc}\n{log.read_text()}") from None
             assert result(loaded, "add", reply.payload) == 9.0
+        # once listening it says what it serves, on which ports (the ones bound, not 0), and the docs URL
+        banner = wait_until(
+            lambda: re.search(r"serving add\n  REST  http://127\.0\.0\.1:(\d+)/", log.read_text()),
+            timeout=60,
+            what="satchel serve to say what it serves",
+        )
+        port = banner.group(1)
+        assert port != "0" and httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        assert f"  gRPC  127.0.0.1:{found.group(1)} " in log.read_text()
+        assert f"  docs  http://127.0.0.1:{port}/docs" in log.read_text()
         proc.send_signal(signal.SIGTERM)
         # uvicorn drains, runs the shutdown (which stops gRPC, then the workers), then re-raises the signal
         assert proc.wait(timeout=60) in (0, -signal.SIGTERM), log.read_text()

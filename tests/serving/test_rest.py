@@ -309,6 +309,13 @@ def test_openapi_has_the_real_schemas(client, loaded) -> None:
 def test_swagger_ui(client) -> None:
     r = client.get("/docs")
     assert r.status_code == 200 and "swagger" in r.text.lower() and "/openapi.json" in r.text
+    # offline: every asset the page loads is served here, from the package
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text)
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets), assets
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        fetched = client.get(asset)
+        assert fetched.status_code == 200 and len(fetched.content) > 1000, asset
 
 
 def test_deadlines_and_cancels_racing_quick_replies_cost_no_restart(refs) -> None:

@@ -15,6 +15,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 import satchel
 from satchel.serving import create_app
 from tests.serving.running import RunningServer
+from tests.waiting import wait_until
 
 # fail, crash and nap answer 5xx by design (the function raised, its worker died, it timed out): left out
 SERVED = ["describe", "add", "scale"]
@@ -99,3 +100,36 @@ def test_each_function_documents_examples_that_work(server, api_schema) -> None:
             case = operation.Case(body=bodies[name], media_type="application/json")
             response = case.call_and_validate(checks=CHECKS, timeout=30)
             assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="module")
+def job_server(refs):
+    """Two functions with jobs that end without a result: `fail` (failed) and `nap` (cancelled)."""
+    fns = {name: satchel.load(refs[name], workers=1) for name in ("fail", "nap")}
+    try:
+        with RunningServer(create_app(fns)) as running:
+            yield running
+    finally:
+        for fn in fns.values():
+            fn.close()
+
+
+def test_job_documents_of_two_functions_keep_the_contract(job_server) -> None:
+    url = job_server.url
+    failed = httpx.post(f"{url}/v1/functions/fail/jobs", json={"message": "no"}).json()["id"]
+    napping = httpx.post(f"{url}/v1/functions/nap/jobs", json={"seconds": 600}).json()["id"]
+
+    def state(job_id: str) -> str:
+        return httpx.get(f"{url}/v1/jobs/{job_id}").json()["state"]
+
+    wait_until(lambda: state(failed) == "failed", timeout=120, what="the fail job to fail")
+    api = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    get = api["/v1/jobs/{id}"]["GET"]
+    cancel = api["/v1/jobs/{id}"]["DELETE"]
+    cancelled = cancel.Case(path_parameters={"id": napping}).call_and_validate(checks=CHECKS, timeout=30)
+    assert cancelled.json()["state"] == "cancelled" and "result" not in cancelled.json()
+    for job_id, expected in ((failed, "failed"), (napping, "cancelled")):
+        response = get.Case(path_parameters={"id": job_id}).call_and_validate(checks=CHECKS, timeout=30)
+        assert response.json()["state"] == expected
+    allowed = httpx.options(f"{url}/v1/jobs/{failed}").headers["allow"]
+    assert {m.strip() for m in allowed.split(",")} >= {"GET", "HEAD", "DELETE"}

@@ -20,6 +20,8 @@ public class SatchelException extends RuntimeException {
     public static final String TIMEOUT = "timeout";
     public static final String WORKER_CRASHED = "worker-crashed";
     public static final String REMOTE_ERROR = "remote-error";
+    /** The function returned what its response schema does not allow: the result, not the arguments. */
+    public static final String BAD_RESULT = "bad-result";
     public static final String UNAVAILABLE = "unavailable";
     public static final String UNAUTHORIZED = "unauthorized";
     public static final String INTERNAL = "internal";

@@ -42,6 +42,23 @@ class ErrorKindsTest {
     }
 
     @Test
+    void aBadResultKeepsItsKindAndIsNoRemoteError() {
+        Metadata trailers = new Metadata();
+        trailers.put(GrpcErrors.KIND, "bad-result");
+        SatchelException e =
+                GrpcErrors.from(
+                        Status.INTERNAL
+                                .withDescription("liar: return value: expected float")
+                                .asRuntimeException(trailers),
+                        "liar");
+        assertEquals(SatchelException.BAD_RESULT, e.kind());
+        assertEquals(SatchelException.class, e.getClass());
+        assertEquals(
+                SatchelException.BAD_RESULT,
+                RestProblems.kindOf("https://satchel.dev/problems/bad-result"));
+    }
+
+    @Test
     void parameterComesFromTrailingMetadata() {
         Metadata trailers = new Metadata();
         trailers.put(GrpcErrors.KIND, "invalid-argument");
