@@ -81,8 +81,8 @@ def main(flow_cls: type, argv: list[str] | None = None) -> NoReturn:
         if args.command == "logs":
             _logs(flow_cls.__name__, args.pathspec, args.store, "stderr" if args.stderr else "stdout")
             sys.exit(0)
+        from satchel.flows.driver import FlowRun
         from satchel.flows.progress import LiveProgress, for_command_line
-        from satchel.flows.runtime import FlowRun
 
         params = {
             attr[len("param_") :]: value

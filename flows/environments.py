@@ -24,7 +24,7 @@ from satchel.flows.graph import StepNode
 
 KIT_LAUNCHER = "satchel_flow_task.py"
 _LAUNCHER_SOURCE = (
-    "import sys\n\nfrom satchel.flows.runtime import task_main\n\nsys.exit(task_main(sys.argv[1]))\n"
+    "import sys\n\nfrom satchel.flows.task_runner import task_main\n\nsys.exit(task_main(sys.argv[1]))\n"
 )
 
 
@@ -33,12 +33,12 @@ _LAUNCHER_SOURCE = (
 
 def _kit_sources() -> dict[str, Path]:
     """Kit path -> source file."""
-    import satchel
     import satchel.flows
     import satchel.packager
     import satchel.packager.stores
+    from satchel import config
 
-    top = Path(satchel.__file__).parent
+    top = Path(config.__file__).parent
     files = {
         f"satchel/{name}": top / name
         for name in ("__init__.py", "_version.py", "errors.py", "config.py", "_kits.py", "_holders.py")
