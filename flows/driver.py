@@ -50,7 +50,7 @@ from satchel.flows.task_runner import (
 
 @dataclass
 class FlowRun:
-    """One run of a flow: `start()` it, or `run()` it to the end."""
+    """One run of a flow: `run()` it to the end."""
 
     flow_cls: type[FlowSpec]
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +93,7 @@ class FlowRun:
         self._step_envs: dict[str, Any] = {}  # step name -> StepEnvironment, for @environment steps
         self._jobs_dir: Path | None = None
 
-    # -- the parent: scheduling -----------------------------------------------------------------------
+    # -- scheduling -----------------------------------------------------------------------------------
 
     def _plan_origin(self) -> RunRecord:
         """Read the origin run (for resume or spin); its record."""
