@@ -109,8 +109,6 @@ class Task(_task.Task):
     def __init__(self, ds: FlowDatastore, record: TaskRecord | dict) -> None:
         self._ds = ds
         self._record = record if isinstance(record, TaskRecord) else TaskRecord.from_dict(record)
-        #: the task.json document
-        self.record: dict[str, Any] = self._record.to_dict()
         self.id: str = self._record.task_id
         self.pathspec: str = self._record.pathspec
         self.step_name: str = self._record.step
@@ -120,6 +118,11 @@ class Task(_task.Task):
         self.user: str | None = self._record.user
         self.artifacts: dict[str, str] = self._record.artifacts or {}
         self.data = DataArtifacts(ds, self.artifacts, self.pathspec)
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """The task.json document."""
+        return self._record.to_dict()
 
     @property
     def successful(self) -> bool:
@@ -205,14 +208,17 @@ class Run:
     def __init__(self, ds: FlowDatastore, record: RunRecord | dict) -> None:
         self._ds = ds
         self._record = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
-        #: the run.json document
-        self.record: dict[str, Any] = self._record.to_dict()
         self.id: str = self._record.run_id
         self.flow_name = ds.flow_name
         self.pathspec = f"{ds.flow_name}/{self.id}"
         self.tags: set[str] = set(self._record.tags)
         self.user: str | None = self._record.user
         self.parameters: dict[str, Any] = self._record.parameters
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """The run.json document."""
+        return self._record.to_dict()
 
     @property
     def status(self) -> str:

@@ -12,6 +12,7 @@ Python 3.9 compatible.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -25,12 +26,10 @@ class _Record:
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.extra)
-        for f in fields(self):  # type: ignore[arg-type]
-            if f.name == "extra":
-                continue
-            value = getattr(self, f.name)
-            if value is not None or f.metadata.get("stored_null"):
-                out[f.name] = value
+        for name, stored_null in _layout(type(self)):
+            value = getattr(self, name)
+            if value is not None or stored_null:
+                out[name] = value
         return out
 
     @classmethod
@@ -39,9 +38,20 @@ class _Record:
             raise ValueError(
                 f"{where or cls.__name__} is not a record (expected a JSON object, got {type(data).__name__})"
             )
-        known = {f.name for f in fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        known = _names(cls)
         given = {k: v for k, v in data.items() if k in known}
         return cls(**given, extra={k: v for k, v in data.items() if k not in known})  # type: ignore[call-arg]
+
+
+@functools.cache
+def _layout(cls: type) -> tuple[tuple[str, bool], ...]:
+    """A record class's stored fields, with whether each is stored even when None."""
+    return tuple((f.name, bool(f.metadata.get("stored_null"))) for f in fields(cls) if f.name != "extra")
+
+
+@functools.cache
+def _names(cls: type) -> frozenset[str]:
+    return frozenset(name for name, _ in _layout(cls))
 
 
 @dataclass
