@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,13 @@ class TaskSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (the inputs as their stored form), for a task description."""
-        return {**asdict(self), "inputs": [i.to_dict() for i in self.inputs]}
+        return {
+            "step": self.step,
+            "task_id": self.task_id,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "foreach_stack": self.foreach_stack,
+            "attempt": self.attempt,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
