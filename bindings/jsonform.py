@@ -740,6 +740,7 @@ class JsonForm:
         """`path` starts every error message: "$" (the default) for a whole document, "parameter 'n'"..."""
         self.schema = schema
         self._named = named
+        self._path = path
         node = _avro.parse(schema, named=named)
         self._node = node
         self._to_json = convert._wrap(_ToJson().build(node), path)
@@ -760,7 +761,7 @@ class JsonForm:
 
     def json_to_value(self, obj: Any) -> Any:
         if self._from_datum is None:
-            self._from_datum = convert.from_datum_converter(self.schema, path="$", named=self._named)
+            self._from_datum = convert.from_datum_converter(self.schema, path=self._path, named=self._named)
         return self._from_datum(self._from_json(obj))
 
     def json_schema(self, *, ref_prefix: str = "#/$defs/", inputs: bool = True) -> dict:

@@ -1,130 +1,189 @@
 """The command line a flow file gets from `MyFlow()`: `python flow.py run [--alpha 0.7] [--tag t]
 [--max-workers N] [--executor local|ray] [--ray-address A] [--store URL] [--progress | --quiet]`, `resume [STEP] [--origin-run-id R]`,
-`spin STEP [--run-id R] [--task ID]`, `show` and `logs PATHSPEC`."""
+`spin STEP [--run-id R] [--task ID]`, `show` and `logs PATHSPEC`.
+
+Exit status: 0 on success, 1 on a failed run or an invalid flow (`error: ...` on stderr; SATCHEL_DEBUG=1
+shows the traceback instead), 2 on a usage error."""
 
 from __future__ import annotations
 
-import argparse
+import functools
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import click
 
 from satchel.core import settings
 from satchel.flows.errors import FlowError, GraphError, RunFailed
 from satchel.flows.graph import FlowGraph
 
+#: what a command reports as `error: ...` and exit status 1 (anything else is a bug: a traceback)
+_FAILURES = (RunFailed, GraphError, FlowError, NotImplementedError, ValueError, KeyError)
+_PARAM = "param_"
+_STORE_HELP = "store URL or directory (default: $SATCHEL_STORE)"
 
-def _parser(flow_cls: type) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=os.path.basename(sys.argv[0]), description=(flow_cls.__doc__ or "").strip() or None
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the flow")
+
+def _reported(func: Callable[..., None]) -> Callable[..., None]:
+    """Run a command; a failure is one line on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except _FAILURES as exc:
+            if settings.debug():
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def _run_options(command: click.Command) -> click.Command:
+    """The options of every command that runs the flow (run, resume, spin)."""
+    options = [
+        click.Option(["--tag"], multiple=True, help="tag the run (repeatable)"),
+        click.Option(
+            ["--max-workers"], type=int, default=None, help="tasks at once (default: the number of cores)"
+        ),
+        click.Option(
+            ["--executor"], default="local", type=click.Choice(["local", "ray"]), help="where tasks run"
+        ),
+        click.Option(
+            ["--ray-address"],
+            default=None,
+            help="with --executor ray: the Ray cluster (default: $RAY_ADDRESS, else a local Ray started for the run)",
+        ),
+        click.Option(["--store"], default=None, help=_STORE_HELP),
+        click.Option(["--quiet"], is_flag=True, help="print only the outcome"),
+        click.Option(
+            ["--progress"], is_flag=True, help="show the live progress table even when not on a terminal"
+        ),
+    ]
+    command.params.extend(options)
+    return command
+
+
+def _parameter_options(flow_cls: type) -> list[click.Option]:
+    """An option per flow parameter, given as text (the flow's Parameter converts it, naming itself)."""
+    options = []
     for attr, param in flow_cls._parameters().items():
         default = "required" if param.required else f"default: {param.default!r}"
-        run.add_argument(
-            f"--{param.name.replace('_', '-')}",
-            dest=f"param_{attr}",
-            metavar=param.type.__name__.upper(),
-            required=param.required,
-            help=f"{param.help} ({default})".strip(),
+        options.append(
+            click.Option(
+                [f"--{param.name.replace('_', '-')}", f"{_PARAM}{attr}"],
+                metavar=param.type.__name__.upper(),
+                required=param.required,
+                help=f"{param.help} ({default})".strip(),
+            )
         )
-    run.add_argument("--tag", action="append", default=[], help="tag the run (repeatable)")
-    run.add_argument(
-        "--max-workers", type=int, default=None, help="tasks at once (default: the number of cores)"
+    return options
+
+
+def _start(flow_cls: type, mode: str, options: dict[str, Any]) -> None:
+    """Run the flow in `mode` (run, resume, spin) with the command's options."""
+    from satchel.flows.driver import FlowRun
+    from satchel.flows.progress import LiveProgress, for_command_line
+
+    params = {
+        name[len(_PARAM) :]: value
+        for name, value in options.items()
+        if name.startswith(_PARAM) and value is not None
+    }
+    quiet = options["quiet"]
+    progress = for_command_line(quiet=quiet, force=options["progress"])
+
+    def echo(line: str) -> None:
+        if isinstance(progress, LiveProgress):  # above the live table
+            progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, flush=True)
+
+    run = FlowRun(
+        flow_cls,
+        parameters=params,
+        tags=list(options["tag"]),
+        store=options["store"],
+        executor=options["executor"],
+        max_workers=options["max_workers"],
+        echo=None if quiet else echo,
+        executor_options={"address": options["ray_address"]} if options["ray_address"] else {},
+        mode=mode,
+        step=options.get("step"),
+        origin_run_id=options.get("origin_run_id") or options.get("run_id"),
+        task=options.get("task"),
+        progress=progress,
     )
-    run.add_argument("--executor", default="local", choices=["local", "ray"], help="where tasks run")
-    run.add_argument(
-        "--ray-address",
-        default=None,
-        help="with --executor ray: the Ray cluster (default: $RAY_ADDRESS, else a local Ray started for the run)",
+    run_id = run.run()
+    if quiet:
+        print(f"{flow_cls.__name__}/{run_id}: {mode} successful")
+    if mode == "spin":
+        print(f"inspect it: Flow({flow_cls.__name__!r})[{run_id!r}][{options['step']!r}].task.data")
+
+
+def _group(flow_cls: type) -> click.Group:
+    group = click.Group(
+        help=(flow_cls.__doc__ or "").strip() or None,
+        no_args_is_help=False,  # no command is a usage error (exit status 2), as for any missing argument
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
-    run.add_argument("--store", default=None, help="store URL or directory (default: $SATCHEL_STORE)")
-    run.add_argument("--quiet", action="store_true", help="print only the outcome")
-    run.add_argument(
-        "--progress", action="store_true", help="show the live progress table even when not on a terminal"
+
+    @group.command(name="run", help="run the flow")
+    @_reported
+    def run(**options: Any) -> None:
+        _start(flow_cls, "run", options)
+
+    run.params[:0] = _parameter_options(flow_cls)
+    _run_options(run)
+
+    @group.command(
+        name="resume", help="run again, reusing the successful tasks of an earlier run before STEP"
     )
-    resume = commands.add_parser(
-        "resume", help="run again, reusing the successful tasks of an earlier run before STEP"
+    @click.argument("step", required=False, default=None)
+    @click.option("--origin-run-id", default=None, help="the run to resume (default: the latest)")
+    @_reported
+    def resume(**options: Any) -> None:
+        _start(flow_cls, "resume", options)
+
+    _run_options(resume)  # the run options; not the parameters (those of the origin run are used)
+
+    @group.command(
+        name="spin", help="re-execute one step's tasks against the inputs recorded in an earlier run"
     )
-    resume.add_argument(
-        "step", nargs="?", default=None, help="the step to restart at (default: the first that failed)"
-    )
-    resume.add_argument("--origin-run-id", default=None, help="the run to resume (default: the latest)")
-    spin = commands.add_parser(
-        "spin", help="re-execute one step's tasks against the inputs recorded in an earlier run"
-    )
-    spin.add_argument("step", help="the step to re-execute")
-    spin.add_argument(
+    @click.argument("step")
+    @click.option(
         "--run-id", default=None, help="the run whose inputs to use (default: the latest successful)"
     )
-    spin.add_argument("--task", default=None, help="only this task id of the step (default: all its tasks)")
-    for command in (resume, spin):  # the run options (not the parameters: those of the origin run are used)
-        for action in run._actions:
-            if action.dest != "help" and not action.dest.startswith("param_"):
-                command._add_action(action)
-    commands.add_parser("show", help="show the graph")
-    logs = commands.add_parser("logs", help="print a task's stdout (or stderr): RUN_ID/STEP[/TASK_ID]")
-    logs.add_argument("pathspec")
-    logs.add_argument("--stderr", action="store_true", help="print stderr instead of stdout")
-    logs.add_argument("--store", default=None, help="store URL or directory (default: $SATCHEL_STORE)")
-    return parser
+    @click.option("--task", default=None, help="only this task id of the step (default: all its tasks)")
+    @_reported
+    def spin(**options: Any) -> None:
+        _start(flow_cls, "spin", options)
+
+    _run_options(spin)
+
+    @group.command(name="show", help="show the graph")
+    @_reported
+    def show() -> None:
+        sys.stdout.write(FlowGraph(flow_cls).describe())
+
+    @group.command(name="logs", help="print a task's stdout (or stderr): RUN_ID/STEP[/TASK_ID]")
+    @click.argument("pathspec")
+    @click.option("--stderr", is_flag=True, help="print stderr instead of stdout")
+    @click.option("--store", default=None, help=_STORE_HELP)
+    @_reported
+    def logs(pathspec: str, stderr: bool, store: str | None) -> None:
+        _logs(flow_cls.__name__, pathspec, store, "stderr" if stderr else "stdout")
+
+    return group
 
 
 def main(flow_cls: type, argv: list[str] | None = None) -> NoReturn:
-    """Parse the command line, do it, exit (0 on success, 1 on a failed run or an invalid flow)."""
-    args = _parser(flow_cls).parse_args(argv)
-    debug = settings.debug()
-    try:
-        if args.command == "show":
-            sys.stdout.write(FlowGraph(flow_cls).describe())
-            sys.exit(0)
-        if args.command == "logs":
-            _logs(flow_cls.__name__, args.pathspec, args.store, "stderr" if args.stderr else "stdout")
-            sys.exit(0)
-        from satchel.flows.progress import LiveProgress, for_command_line
-        from satchel.flows.runtime import FlowRun
-
-        params = {
-            attr[len("param_") :]: value
-            for attr, value in vars(args).items()
-            if attr.startswith("param_") and value is not None
-        }
-        progress = for_command_line(quiet=args.quiet, force=args.progress)
-
-        def echo(line: str) -> None:
-            if isinstance(progress, LiveProgress):  # above the live table
-                progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
-            else:
-                print(line, flush=True)
-
-        quiet_echo = None if args.quiet else echo
-        run = FlowRun(
-            flow_cls,
-            parameters=params,
-            tags=args.tag,
-            store=args.store,
-            executor=args.executor,
-            max_workers=args.max_workers,
-            echo=quiet_echo,
-            executor_options={"address": args.ray_address} if args.ray_address else {},
-            mode=args.command,
-            step=getattr(args, "step", None),
-            origin_run_id=getattr(args, "origin_run_id", None) or getattr(args, "run_id", None),
-            task=getattr(args, "task", None),
-            progress=progress,
-        )
-        run_id = run.run()
-        if args.quiet:
-            print(f"{flow_cls.__name__}/{run_id}: {args.command} successful")
-        if args.command == "spin":
-            print(f"inspect it: Flow({flow_cls.__name__!r})[{run_id!r}][{args.step!r}].task.data")
-        sys.exit(0)
-    except (RunFailed, GraphError, FlowError, NotImplementedError, ValueError, KeyError) as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    """Parse the command line, do it, exit (0 on success, 1 on a failed run or an invalid flow, 2 on a
+    usage error)."""
+    _group(flow_cls).main(args=argv, prog_name=os.path.basename(sys.argv[0]))
+    raise AssertionError("click's main exits")  # pragma: no cover
 
 
 def _logs(flow_name: str, pathspec: str, store: str | None, stream: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from satchel.core import settings
 from satchel.flows import task as _task
 from satchel.flows.datastore import FlowDatastore
+from satchel.flows.records import RunRecord, TaskRecord
 from satchel.flows.status import FINISHED, run_status
 from satchel.packager.stores import Store
 
@@ -101,26 +102,31 @@ class Task(_task.Task):
     `open_artifact(name)` (the protocol in satchel.packager.task_binding).
     """
 
-    def __init__(self, ds: FlowDatastore, record: dict) -> None:
+    def __init__(self, ds: FlowDatastore, record: TaskRecord | dict) -> None:
         self._ds = ds
-        self.record = record
-        self.id: str = record["task_id"]
-        self.pathspec: str = record["pathspec"]
-        self.step_name: str = record["step"]
-        self.run_id: str = record["run_id"]
+        self._record = record if isinstance(record, TaskRecord) else TaskRecord.from_dict(record)
+        self.id: str = self._record.task_id
+        self.pathspec: str = self._record.pathspec
+        self.step_name: str = self._record.step
+        self.run_id: str = self._record.run_id
         self.flow_name: str = ds.flow_name
-        self.attempt: int = record.get("attempt", 0)
-        self.user: str | None = record.get("user")
-        self.artifacts: dict[str, str] = record.get("artifacts", {})
+        self.attempt: int = self._record.attempt
+        self.user: str | None = self._record.user
+        self.artifacts: dict[str, str] = self._record.artifacts or {}
         self.data = DataArtifacts(ds, self.artifacts, self.pathspec)
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """The task.json document."""
+        return self._record.to_dict()
 
     @property
     def successful(self) -> bool:
-        return self.record.get("status") == "ok"
+        return self._record.ok
 
     @property
     def finished(self) -> bool:
-        return self.record.get("status") in ("ok", "failed")
+        return self._record.status in ("ok", "failed")
 
     def open_artifact(self, name: str) -> BinaryIO:
         """A stream of artifact `name` as plain pickle bytes (decompressed as read)."""
@@ -133,20 +139,18 @@ class Task(_task.Task):
 
     @property
     def index(self) -> int | None:
-        stack = self.record.get("foreach_stack") or []
+        stack = self._record.foreach_stack or []
         return stack[-1]["index"] if stack else None
 
     @property
     def exception(self) -> str | None:
-        return self.record.get("caught") or (
-            f"{self.record.get('error_type')}: {self.record.get('error')}" if not self.successful else None
-        )
+        record = self._record
+        return record.caught or (f"{record.error_type}: {record.error}" if not self.successful else None)
 
     def _log(self, stream: str, attempt: int | None = None) -> str:
         n = self.attempt if attempt is None else attempt
-        key = self._ds.attempt_prefix(self.run_id, self.step_name, self.id, n) + f"{stream}.log"
         try:
-            return self._ds.store.read_document(key).decode(errors="replace")
+            return self._ds.read_log(self.run_id, self.step_name, self.id, n, stream).decode(errors="replace")
         except KeyError:
             return ""
 
@@ -174,12 +178,8 @@ class Step:
     def tasks(self) -> list[Task]:
         """Finished tasks (successful or failed), in foreach order, then by id."""
         ds = self.run._ds
-        prefix = f"{ds.runs_prefix}{self.run.id}/{self.name}/"
-        records = [ds.read_json(k) for k in ds.store.list_documents(prefix) if k.endswith("/task.json")]
-        tasks = [Task(ds, r) for r in records]
-        return sorted(
-            tasks, key=lambda t: ([f["index"] for f in t.record.get("foreach_stack") or []], int(t.id))
-        )
+        tasks = [Task(ds, r) for r in ds.task_records(self.run.id, self.name)]
+        return sorted(tasks, key=lambda t: ([f["index"] for f in t._record.foreach_stack or []], int(t.id)))
 
     @property
     def task(self) -> Task:
@@ -201,15 +201,20 @@ class Step:
 class Run:
     """One run: `status`, `successful`, `tags`, `user`, `parameters`, steps by name (`run["fit"]`), `data`."""
 
-    def __init__(self, ds: FlowDatastore, record: dict) -> None:
+    def __init__(self, ds: FlowDatastore, record: RunRecord | dict) -> None:
         self._ds = ds
-        self.record = record
-        self.id: str = record["run_id"]
+        self._record = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
+        self.id: str = self._record.run_id
         self.flow_name = ds.flow_name
         self.pathspec = f"{ds.flow_name}/{self.id}"
-        self.tags: set[str] = set(record.get("tags", []))
-        self.user: str | None = record.get("user")
-        self.parameters: dict[str, Any] = record.get("parameters", {})
+        self.tags: set[str] = set(self._record.tags)
+        self.user: str | None = self._record.user
+        self.parameters: dict[str, Any] = self._record.parameters
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """The run.json document."""
+        return self._record.to_dict()
 
     @property
     def status(self) -> str:
@@ -227,24 +232,24 @@ class Run:
     @property
     def metadata(self) -> dict[str, Any]:
         """The flow's decorators when it ran: `{"schedule": {"cron": ..., "timezone": ...}, "trigger_on_finish": {"flows": [...]}}`."""
-        return self.record.get("metadata") or {}
+        return self._record.metadata or {}
 
     @property
     def is_spin(self) -> bool:
         """Whether this run re-executed one step of an earlier run (`spin`); `origin_run_id` names that run."""
-        return bool(self.record.get("spin"))
+        return bool(self._record.spin)
 
     @property
     def origin_run_id(self) -> str | None:
         """For a resumed or spun run, the run it started from."""
-        return self.record.get("origin_run_id")
+        return self._record.origin_run_id
 
     @property
     def steps(self) -> list[str]:
-        return list(self.record.get("steps") or self.record.get("graph", {}))
+        return list(self._record.steps or self._record.graph)
 
     def __getitem__(self, step: str) -> Step:
-        if step not in self.record.get("graph", {}):
+        if step not in self._record.graph:
             raise KeyError(f"{self.pathspec} has no step {step!r} (steps: {', '.join(self.steps)})")
         return Step(self, step)
 
@@ -315,7 +320,7 @@ class Flow:
 
     def __getitem__(self, run_id: str) -> Run:
         try:
-            return Run(self._ds, self._ds.read_json(self._ds.run_key(str(run_id))))
+            return Run(self._ds, self._ds.read_run(str(run_id)))
         except KeyError:
             raise KeyError(f"flow {self.name} has no run {run_id!r} in {self._ds.store.url}") from None
 

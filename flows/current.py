@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class Current:
-    """Set by the runtime in each task process; attributes are None outside a task."""
+    """Set by the task runner in each task process; attributes are None outside a task."""
 
     flow_name: str | None = None
     run_id: str | None = None

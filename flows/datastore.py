@@ -3,6 +3,7 @@
 Layout under the store's root:
 
     flows/<Flow>/runs/<run_id>/run.json                          the run: status, tags, user, parameters
+                                                                 (records: `satchel.flows.records`)
     flows/<Flow>/runs/<run_id>/_artifacts/<sha256>               the run's artifact journal (empty documents)
     flows/<Flow>/runs/<run_id>/<step>/<task_id>/task.json        a finished task: artifacts by name -> digest
     flows/<Flow>/runs/<run_id>/<step>/<task_id>/<attempt>/attempt.json, stdout.log, stderr.log
@@ -31,17 +32,74 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from satchel.flows.current import current
 from satchel.flows.errors import ArtifactError
+from satchel.flows.records import AttemptRecord, RunRecord, TaskRecord
 from satchel.packager.stores import Store, open_store
 from satchel.packager.stores.base import check_digest
 
 LEVEL = 3
 CHUNK = 1 << 20
+
+# Key names: only this module spells them (the layout in the docstring above).
+RUN_RECORD = "run.json"
+TASK_RECORD = "task.json"
+ATTEMPT_RECORD = "attempt.json"
 JOURNAL = "_artifacts"
+LOG_STREAMS = ("stdout", "stderr")
+LOG_SUFFIX = ".log"
+
+R = TypeVar("R", RunRecord, TaskRecord, AttemptRecord)
+
+
+def runs_prefix(flow_name: str) -> str:
+    return f"flows/{flow_name}/runs/"
+
+
+def run_key(flow_name: str, run_id: str) -> str:
+    return f"{runs_prefix(flow_name)}{run_id}/{RUN_RECORD}"
+
+
+@dataclass(frozen=True)
+class RunDocument:
+    """What a document key under a run is: `kind` is "run" (its run.json), "journal" (`name` is the
+    digest), "task" (a task.json), "attempt" (an attempt.json), "log" or "other"."""
+
+    flow: str
+    run_id: str
+    kind: str
+    name: str
+
+
+def parse_key(key: str) -> RunDocument | None:
+    """The run document `key` is, or None for a key outside every flow's runs."""
+    parts = key.split("/")
+    if len(parts) < 5 or parts[0] != "flows" or parts[2] != "runs":
+        return None
+    flow, run_id, last = parts[1], parts[3], parts[-1]
+    if len(parts) == 5 and last == RUN_RECORD:
+        kind = "run"
+    elif len(parts) == 6 and parts[4] == JOURNAL:
+        kind = "journal"
+    elif last == TASK_RECORD:
+        kind = "task"
+    elif last == ATTEMPT_RECORD:
+        kind = "attempt"
+    elif last.endswith(LOG_SUFFIX):
+        kind = "log"
+    else:
+        kind = "other"
+    return RunDocument(flow, run_id, kind, last)
+
+
+def flow_names(store: Store) -> list[str]:
+    """The flows with at least one run in `store`."""
+    found = (parse_key(k) for k in store.list_documents("flows/"))
+    return sorted({d.flow for d in found if d is not None and d.kind == "run"})
 
 
 def _zstandard() -> Any:
@@ -134,10 +192,10 @@ class FlowDatastore:
 
     @property
     def runs_prefix(self) -> str:
-        return f"flows/{self.flow_name}/runs/"
+        return runs_prefix(self.flow_name)
 
     def run_key(self, run_id: str) -> str:
-        return f"{self.runs_prefix}{run_id}/run.json"
+        return run_key(self.flow_name, run_id)
 
     def journal_prefix(self, run_id: str) -> str:
         return f"{self.runs_prefix}{run_id}/{JOURNAL}/"
@@ -145,8 +203,19 @@ class FlowDatastore:
     def task_prefix(self, run_id: str, step: str, task_id: str) -> str:
         return f"{self.runs_prefix}{run_id}/{step}/{task_id}/"
 
+    def task_key(self, run_id: str, step: str, task_id: str) -> str:
+        return self.task_prefix(run_id, step, task_id) + TASK_RECORD
+
     def attempt_prefix(self, run_id: str, step: str, task_id: str, attempt: int) -> str:
         return f"{self.task_prefix(run_id, step, task_id)}{attempt}/"
+
+    def attempt_key(self, run_id: str, step: str, task_id: str, attempt: int) -> str:
+        return self.attempt_prefix(run_id, step, task_id, attempt) + ATTEMPT_RECORD
+
+    def log_key(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
+        if stream not in LOG_STREAMS:
+            raise ValueError(f"a task's log stream is one of {', '.join(LOG_STREAMS)}, got {stream!r}")
+        return f"{self.attempt_prefix(run_id, step, task_id, attempt)}{stream}{LOG_SUFFIX}"
 
     # -- documents ----------------------------------------------------------------------------------
 
@@ -158,21 +227,64 @@ class FlowDatastore:
     def read_json(self, key: str) -> Any:
         return json.loads(self.store.read_document(key))
 
-    def new_run(self, record: dict) -> str:
-        """Claim a fresh run id (time-ordered) and write its run.json."""
+    def _read_record(self, cls: type[R], key: str) -> R:
+        """The record stored at `key` (KeyError when there is none; ValueError naming the key when it is
+        not a record)."""
+        try:
+            data = self.read_json(key)
+        except ValueError as exc:
+            raise ValueError(f"{self.store.url}/{key} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, f"{self.store.url}/{key}")
+
+    # -- records ------------------------------------------------------------------------------------
+
+    def new_run(self, record: RunRecord) -> str:
+        """Claim a fresh run id (time-ordered) for `record`, set it there, and write its run.json."""
         while True:
-            run_id = str(time.time_ns() // 1000)
-            if self.write_json(self.run_key(run_id), {**record, "run_id": run_id}, exclusive=True):
-                return run_id
+            record.run_id = str(time.time_ns() // 1000)
+            if self.write_json(self.run_key(record.run_id), record.to_dict(), exclusive=True):
+                return record.run_id
+
+    def write_run(self, record: RunRecord) -> None:
+        self.write_json(self.run_key(record.run_id), record.to_dict())
+
+    def read_run(self, run_id: str) -> RunRecord:
+        """Run `run_id`'s record; KeyError when the flow has no such run."""
+        return self._read_record(RunRecord, self.run_key(run_id))
 
     def run_ids(self) -> list[str]:
         """Every run id of the flow, oldest first."""
         ids = {
             k[len(self.runs_prefix) :].split("/", 1)[0]
             for k in self.store.list_documents(self.runs_prefix)
-            if k.endswith("/run.json")
+            if k.endswith("/" + RUN_RECORD)
         }
         return sorted(ids, key=lambda r: (len(r), r))
+
+    def write_task(self, record: TaskRecord) -> None:
+        self.write_json(self.task_key(record.run_id, record.step, record.task_id), record.to_dict())
+
+    def read_task(self, run_id: str, step: str, task_id: str) -> TaskRecord:
+        """A finished task's record; KeyError when it has none."""
+        return self._read_record(TaskRecord, self.task_key(run_id, step, task_id))
+
+    def task_records(self, run_id: str, step: str | None = None) -> list[TaskRecord]:
+        """The finished task records of a run (of one step, if given), in no particular order."""
+        prefix = f"{self.runs_prefix}{run_id}/" + (f"{step}/" if step else "")
+        return [
+            self._read_record(TaskRecord, k)
+            for k in self.store.list_documents(prefix)
+            if k.endswith("/" + TASK_RECORD)
+        ]
+
+    def write_attempt(
+        self, run_id: str, step: str, task_id: str, attempt: int, record: AttemptRecord
+    ) -> None:
+        self.write_json(self.attempt_key(run_id, step, task_id, attempt), record.to_dict())
+
+    def read_attempt(self, run_id: str, step: str, task_id: str, attempt: int) -> AttemptRecord:
+        """An attempt's record; KeyError when the attempt wrote none."""
+        return self._read_record(AttemptRecord, self.attempt_key(run_id, step, task_id, attempt))
 
     # -- artifacts ----------------------------------------------------------------------------------
 
@@ -238,6 +350,23 @@ class FlowDatastore:
 
     # -- logs ---------------------------------------------------------------------------------------
 
-    def write_log(self, run_id: str, step: str, task_id: str, attempt: int, stream: str, path: Path) -> None:
-        data = Path(path).read_bytes() if Path(path).exists() else b""
-        self.store.write_document(f"{self.attempt_prefix(run_id, step, task_id, attempt)}{stream}.log", data)
+    def write_log(
+        self, run_id: str, step: str, task_id: str, attempt: int, stream: str, data: Path | bytes
+    ) -> None:
+        """Store an attempt's stdout or stderr: `data`, or the file at that path (empty if it is missing)."""
+        if not isinstance(data, bytes):
+            data = Path(data).read_bytes() if Path(data).exists() else b""
+        self.store.write_document(self.log_key(run_id, step, task_id, attempt, stream), data)
+
+    def read_log(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> bytes:
+        """An attempt's stdout or stderr; KeyError when it stored none."""
+        return self.store.read_document(self.log_key(run_id, step, task_id, attempt, stream))
+
+    def copy_logs(self, step: str, attempt: int, source: tuple[str, str], target: tuple[str, str]) -> None:
+        """Copy an attempt's logs from task `source` (run id, task id) to task `target` of the same step."""
+        for stream in LOG_STREAMS:
+            try:
+                data = self.read_log(source[0], step, source[1], attempt, stream)
+            except KeyError:
+                continue
+            self.write_log(target[0], step, target[1], attempt, stream, data)

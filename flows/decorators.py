@@ -1,7 +1,7 @@
 """Step decorators: `@step` marks a method as a step; the others attach options to it. Flow decorators
 (`@schedule`, `@trigger_on_finish`) decorate the FlowSpec class and are recorded in its metadata.
 
-The decorators only record; the runtime and executors honour them. Order does not matter.
+The decorators only record; the driver and executors honour them. Order does not matter.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from satchel.flows.errors import FlowError
 from satchel.flows.graph import StepNode
 
 KIT_LAUNCHER = "satchel_flow_task.py"
-TASK_ENTRY = "satchel.flows.runtime"
+TASK_ENTRY = "satchel.flows.task_runner"
 _LAUNCHER_SOURCE = f"import sys\n\nfrom {TASK_ENTRY} import task_main\n\nsys.exit(task_main(sys.argv[1]))\n"
 
 

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from satchel.flows.datastore import JOURNAL
+from satchel.flows.datastore import LOG_SUFFIX, parse_key, run_key
 from satchel.flows.status import FINISHED, run_status
 from satchel.packager.stores import Store, open_store
 
@@ -154,20 +154,22 @@ class _Inventory:
         self.named_elsewhere: set[str] = set()
         self.pending: dict[str, set[str]] = {}  # pending document key -> digests
         for key in store.list_documents(""):
-            parts = key.split("/")
+            document = parse_key(key)
             if key.startswith(PENDING_PREFIX):
                 doc = _read_json(store, key) or {}
                 self.pending[key] = {d for d in doc.get("digests", []) if isinstance(d, str)}
-            elif len(parts) >= 5 and parts[0] == "flows" and parts[2] == "runs":
-                run = self.runs.setdefault((parts[1], parts[3]), _Run(parts[1], parts[3]))
+            elif document is not None:
+                run = self.runs.setdefault(
+                    (document.flow, document.run_id), _Run(document.flow, document.run_id)
+                )
                 run.keys.append(key)
-                if len(parts) == 5 and parts[4] == "run.json":
+                if document.kind == "run":
                     run.record = _read_json(store, key)
-                elif len(parts) == 6 and parts[4] == JOURNAL:
-                    run.digests.add(parts[5])
-                elif parts[-1] in ("task.json", "attempt.json"):
+                elif document.kind == "journal":
+                    run.digests.add(document.name)
+                elif document.kind in ("task", "attempt"):
                     run.digests |= _record_digests(_read_json(store, key) or {})
-            elif not key.endswith(".log"):
+            elif not key.endswith(LOG_SUFFIX):
                 try:
                     data = store.read_document(key)
                 except KeyError:  # deleted since listed
@@ -194,7 +196,7 @@ def _choose(runs: list[_Run], keep: int | None, older_than: float | None, now: f
 
 
 def _delete_run(store: Store, run: _Run) -> None:
-    run_json = f"flows/{run.flow}/runs/{run.run_id}/run.json"
+    run_json = run_key(run.flow, run.run_id)
     for key in run.keys:
         if key != run_json:
             store.delete_document(key)

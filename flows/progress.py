@@ -1,4 +1,4 @@
-"""Progress of a run: per step, how many tasks are done, running and failed, counted from the runtime's
+"""Progress of a run: per step, how many tasks are done, running and failed, counted from the driver's
 task events (`started`, `done`, `failed`, `retried`, `cloned`).
 
 `ProgressModel` is the model (counts only); `LiveProgress` draws it as a rich table that updates while the
@@ -28,7 +28,7 @@ class StepCounts:
 
 
 class ProgressModel:
-    """Counts per step, in graph order, updated by the runtime (`start`, `task`, `stop`)."""
+    """Counts per step, in graph order, updated by the driver (`start`, `task`, `stop`)."""
 
     def __init__(self) -> None:
         self.run: str | None = None

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from satchel.flows.client import Flow, Run
-from satchel.flows.runtime import FlowRun
+from satchel.flows.driver import FlowRun
 from satchel.flows.spec import FlowSpec
 from satchel.packager.stores import Store
 

@@ -10,16 +10,6 @@ import click
 STORE_HELP = "Store URL or directory (default: $SATCHEL_STORE)."
 
 
-def flow_names(store: Any) -> list[str]:
-    """The flows with at least one run in `store`."""
-    names = set()
-    for key in store.list_documents("flows/"):
-        parts = key.split("/")
-        if len(parts) == 5 and parts[2] == "runs" and parts[4] == "run.json":
-            names.add(parts[1])
-    return sorted(names)
-
-
 def _when(value: Any) -> str:
     if not value:
         return ""
@@ -41,6 +31,7 @@ def runs_ls(flow: str | None, user: str | None, store: str | None) -> None:
     from rich.table import Table
 
     from satchel.flows.client import Flow
+    from satchel.flows.datastore import flow_names
     from satchel.packager.stores import open_store
 
     target = open_store(store)

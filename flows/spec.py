@@ -12,7 +12,7 @@ from satchel.flows.parameters import Parameter
 
 @dataclass
 class TaskContext:
-    """What the runtime gives a step instance: where its inherited artifacts and inputs are."""
+    """What the task runner gives a step instance: where its inherited artifacts and inputs are."""
 
     step: str
     pathspec: str

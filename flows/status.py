@@ -1,6 +1,6 @@
 """A run's status as readers see it (the client, `satchel runs`, gc).
 
-The runtime records "running" when a run starts and "successful" or "failed" when it ends. A driver killed
+The driver records "running" when a run starts and "successful" or "failed" when it ends. A driver killed
 in between (SIGKILL, a lost machine) never writes the end: its run stays "running". Each run records its
 driver process, so a reader on the same machine can tell for sure that it is gone: such a run is
 "crashed", a finished status (gc may collect it). On another machine nobody can tell; it stays "running".

@@ -22,7 +22,7 @@ class Job:
     gpu: float = 0
     memory_mb: float | None = None
     #: for executors whose jobs run away from this process (`Executor.portable`): a picklable
-    #: description of the attempt, run there by `runtime.run_task_description`
+    #: description of the attempt, run there by `task_runner.run_task_description`
     task: dict[str, Any] | None = field(repr=False, default=None)
 
 
@@ -36,9 +36,9 @@ class Finished:
 
 
 class Executor(ABC):
-    """Runs jobs concurrently within a capacity; the runtime schedules, the executor only executes."""
+    """Runs jobs concurrently within a capacity; the driver schedules, the executor only executes."""
 
-    #: True when jobs run in other processes than forks of this one (e.g. Ray workers): the runtime
+    #: True when jobs run in other processes than forks of this one (e.g. Ray workers): the driver
     #: then gives each job a portable `task` description instead of a `target` closure
     portable: bool = False
 

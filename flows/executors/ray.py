@@ -2,7 +2,7 @@
 
 A closure does not travel to a Ray worker, so a job carries a portable description of its attempt
 (`Job.task`: the flow's file and class, the run, the store, the TaskSpec) and the Ray task runs it with
-`runtime.run_task_description`, the same `execute_task` path a forked local task runs. Artifacts, logs
+`task_runner.run_task_description`, the same `execute_task` path a forked local task runs. Artifacts, logs
 and attempt records go through the run's store (never Ray's object store), so resume and the client
 read a Ray run as they read a local one. The Ray task returns only the attempt's exit status.
 
@@ -11,7 +11,7 @@ subprocess (it dies with the Ray worker, so a cancelled task leaves nothing behi
 path is the one materialized by the driver, so on a multi-node cluster the nodes need the driver's
 `SATCHEL_HOME` (a shared filesystem), as they need the flow's file at the path the driver has (tasks
 import it from there). `@timeout` force-cancels the Ray task (which kills its worker);
-`@retry` stays the runtime's (Ray's own retries are off).
+`@retry` stays the driver's (Ray's own retries are off).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run_attempt(task: dict[str, Any], command: list[str] | None) -> int:
     (an `@environment` step: interpreter, flags, launcher, job file), the description is written to a
     job file on this node and the command runs with it in place of the driver's."""
     if command is None:
-        from satchel.flows.runtime import run_task_description
+        from satchel.flows.task_runner import run_task_description
 
         return run_task_description(task)
     fd, job_file = tempfile.mkstemp(prefix="satchel-ray-job-", suffix=".pickle")

@@ -14,6 +14,7 @@ import pytest
 from satchel.flows import Flow, gc
 from satchel.flows.datastore import FlowDatastore
 from satchel.flows.gc import PENDING_PREFIX, parse_age
+from satchel.flows.records import RunRecord
 from satchel.packager.stores import Store, open_store
 from tests.flows.helpers import FLOWDEFS, run_flow
 from tests.flows.recorded_runs import digest_of, fake_run, run_ids
@@ -202,7 +203,7 @@ def test_a_dedup_hit_while_gc_runs_keeps_the_blob(store_url: str, phase: str) ->
     made: dict[str, str] = {}
 
     def concurrent_run(ds: FlowDatastore) -> None:  # a run gc has not seen, storing the same value
-        made["run"] = ds.new_run({"flow": "RaceFlow", "status": "running"})
+        made["run"] = ds.new_run(RunRecord(flow="RaceFlow", status="running"))
         made["digest"] = ds.save_artifact(VALUE, "model", "start", run_id=made["run"])
 
     digest, summary = _race(store_url, concurrent_run, phase)
@@ -216,8 +217,8 @@ def test_a_reference_without_journal_or_touch_is_not_protected(store_url: str) -
     value_digest = FlowDatastore("RaceFlow").save_artifact(VALUE, "model", "start")  # no run: no journal
 
     def careless_run(ds: FlowDatastore) -> None:
-        run = ds.new_run({"flow": "RaceFlow", "status": "running"})
-        ds.write_json(ds.task_prefix(run, "start", "1") + "task.json", {"artifacts": {"model": value_digest}})
+        run = ds.new_run(RunRecord(flow="RaceFlow", status="running"))
+        ds.write_json(ds.task_key(run, "start", "1"), {"artifacts": {"model": value_digest}})
 
     digest, summary = _race(store_url, careless_run, "listed")
     assert digest == value_digest
@@ -227,7 +228,7 @@ def test_a_reference_without_journal_or_touch_is_not_protected(store_url: str) -
 
 def test_a_journal_written_before_gc_lists_protects_an_untouched_blob(store_url: str) -> None:
     ds = FlowDatastore("RaceFlow")
-    running = ds.new_run({"flow": "RaceFlow", "status": "running"})
+    running = ds.new_run(RunRecord(flow="RaceFlow", status="running"))
     digest = ds.save_artifact(VALUE, "model", "start", run_id=running)  # journaled, record not yet written
     doomed = fake_run(ds, "failed", {"model": VALUE})
     fake_run(ds, "successful")

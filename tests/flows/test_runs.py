@@ -31,6 +31,20 @@ def test_parameter_default_and_type_from_the_cli(store_url: str) -> None:
     assert "parameter 'alpha' expects float, got 'lots'" in proc.stderr
 
 
+def test_usage_errors_exit_2_naming_what_is_wrong(store_url: str) -> None:
+    """A command line the flow cannot take is a usage error (exit status 2), unlike a failed run (1)."""
+    import subprocess
+    import sys
+
+    from tests.flows.helpers import FLOWDEFS
+
+    script = str(FLOWDEFS / "linear.py")
+    for args, named in (([], "command"), (["run", "--executor", "nope"], "--executor"), (["spin"], "STEP")):
+        proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and named.lower() in proc.stderr.lower(), (args, proc.stderr)
+    assert Flow("LinearFlow").latest_run is None
+
+
 def test_runner_refuses_unknown_parameters(store_url: str) -> None:
     from satchel.flows import FlowError, Runner
     from tests.flows.helpers import flow_class

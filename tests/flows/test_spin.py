@@ -62,7 +62,7 @@ def test_spin_refusals(store_url: str) -> None:
     with pytest.raises(FlowError, match=f"run SpinFlow/{original.id} has no task '99' of step 'scale'"):
         Runner(flow).spin("scale", task="99")
     with pytest.raises(FlowError, match="resume reuses the parameters of the origin run"):
-        from satchel.flows.runtime import FlowRun
+        from satchel.flows.driver import FlowRun
 
         FlowRun(flow, parameters={"x": 1}, mode="resume")
 

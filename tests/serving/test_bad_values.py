@@ -130,7 +130,7 @@ def test_rest_json_names_the_parameter(client, name, parameter) -> None:
     assert r.status_code == 400, r.text
     problem = r.json()
     assert problem["type"].endswith("/invalid-argument") and problem["parameter"] == parameter
-    assert problem["detail"].startswith(f"{parameter}: not ")
+    assert problem["detail"].startswith(f"parameter {parameter!r}: not ")
 
 
 def test_rest_avro_and_grpc_name_the_parameter(client, gateway, fns) -> None:
@@ -154,7 +154,7 @@ def test_rest_avro_and_grpc_name_the_parameter(client, gateway, fns) -> None:
 def test_cli_names_the_parameter(refs) -> None:
     out = satchel_cli("call", str(refs["columns"]), "--args", json.dumps({"df": NOT_ARROW}), check=False)
     assert out.returncode == 1 and "Traceback" not in out.stderr
-    assert "df: not an Arrow IPC stream" in out.stderr, out.stderr
+    assert "parameter 'df': not an Arrow IPC stream" in out.stderr, out.stderr
 
 
 # -- the JSON forms of tables and arrays ------------------------------------------------------------------
