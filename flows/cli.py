@@ -9,6 +9,7 @@ import os
 import sys
 from typing import NoReturn
 
+from satchel.errors import SatchelError
 from satchel.flows.errors import FlowError, GraphError, RunFailed
 from satchel.flows.graph import FlowGraph
 
@@ -119,7 +120,7 @@ def main(flow_cls: type, argv: list[str] | None = None) -> NoReturn:
         if args.command == "spin":
             print(f"inspect it: Flow({flow_cls.__name__!r})[{run_id!r}][{args.step!r}].task.data")
         sys.exit(0)
-    except (RunFailed, GraphError, FlowError, NotImplementedError, ValueError, KeyError) as exc:
+    except (RunFailed, GraphError, FlowError, SatchelError, NotImplementedError, ValueError, KeyError) as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from satchel.errors import MissingExtra
 from satchel.flows.current import current
 from satchel.flows.errors import ArtifactError
 from satchel.packager.stores import Store, open_store
@@ -231,6 +232,8 @@ class FlowDatastore:
         try:
             with open_plain(self.store.open_blob(digest), f"artifact {name!r} of {where}") as stream:
                 return pickle.load(stream)
+        except MissingExtra:  # nothing wrong with the artifact: one line saying what to install
+            raise
         except Exception as exc:
             raise ArtifactError(
                 f"artifact {name!r} of {where} could not be loaded: {type(exc).__name__}: {exc}"

@@ -31,6 +31,7 @@ _EXPORTS = {
     "EnvironmentResolutionError": "satchel.errors",
     "InterpreterNotFound": "satchel.errors",
     "UnknownStoreScheme": "satchel.errors",
+    "MissingExtra": "satchel.errors",
     "deploy": "satchel.serving.deploy.api",
     "DeploymentFailed": "satchel.serving.deploy.api",
 }
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
         CallTimeout,
         EnvironmentResolutionError,
         InterpreterNotFound,
+        MissingExtra,
         Overloaded,
         RemoteError,
         SatchelError,

@@ -7,6 +7,25 @@ class SatchelError(Exception):
     """Base class of Satchel's own errors."""
 
 
+class MissingExtra(SatchelError, ImportError):
+    """A feature whose optional dependencies (an extra of the `satchel` package) are not installed.
+
+    One line: the feature, the missing module, and the `pip install 'satchel[EXTRA]'` that adds it
+    (raised by `satchel._extras.needs_extra`).
+    """
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        self.feature = feature
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs {module}, which is not installed: pip install 'satchel[{extra}]'", name=module
+        )
+
+    def __reduce__(self):  # ImportError's own pickling would drop the fields
+        return (type(self), (self.feature, self.module, self.extra))
+
+
 # --- declaring and exporting -------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+from satchel._extras import needs_extra
 from satchel.errors import BlobCorrupted, BlobNotFound, StoreError
 from satchel.packager.stores.base import (
     CHUNK,
@@ -55,10 +56,8 @@ _CONFLICT_ATTEMPTS = 8
 
 
 def _require_boto3() -> Any:
-    try:
+    with needs_extra("s3", "the s3 store"):
         import boto3
-    except ImportError as exc:
-        raise StoreError(f"the s3 store needs boto3, which is not installed: {INSTALL_HINT}") from exc
     return boto3
 
 
