@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 
+from satchel import _progress
+from satchel._progress import Reporter
+from satchel._ui import reporter_for
 from satchel.bindings.transports import default_transport
 from satchel.packager.bundle import read_bundle
 from satchel.packager.refs import BundleRef
@@ -20,7 +23,7 @@ def load(
     max_pending: int = DEFAULT_MAX_PENDING,
     cancel_grace: float = DEFAULT_GRACE,
     transport: str | None = None,
-    progress: bool | None = None,
+    progress: bool | Reporter | None = None,
 ) -> LoadedFunction:
     """Load a bundle and start its worker.
 
@@ -32,18 +35,22 @@ def load(
     to idle workers; 0 starts none until the first call (which then waits for one) or `fn.scale(n)`,
     which changes the number of workers at any time. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
     `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced.
+    `progress`: where the slow first load (materializing the environment, starting the first worker)
+    shows: by default a spinner on a terminal or in Jupyter, else INFO lines on the `satchel.progress` logger;
+    True: rich on stderr; False: the logger only; or a `satchel._progress.Reporter`. A warm load shows nothing.
     """
     if transport is None:
         transport = default_transport()
-    if progress is None:
-        progress = sys.stderr.isatty()
-    bundle, store = read_bundle(ref)
-    local = prepare(bundle, store, progress=progress)
-    return make_proxy(
-        bundle,
-        local,
-        transport=transport,
-        workers=workers,
-        max_pending=max_pending,
-        cancel_grace=cancel_grace,
-    )
+    with _progress.reporting(reporter_for(progress)):
+        bundle, store = read_bundle(ref)
+        local = prepare(bundle, store)
+        title = f"starting {workers} worker{'s' if workers != 1 else ''} of {bundle.name}"
+        with _progress.stage(title, quiet=True) if workers else contextlib.nullcontext():
+            return make_proxy(
+                bundle,
+                local,
+                transport=transport,
+                workers=workers,
+                max_pending=max_pending,
+                cancel_grace=cancel_grace,
+            )

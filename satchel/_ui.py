@@ -1,10 +1,17 @@
-"""Progress and messages for people: short lines on stderr, a spinner while long work runs (rich)."""
+"""Progress and messages for people: short lines on stderr, a spinner while long work runs (rich), or
+cells' output in Jupyter; `reporter_for` picks where the stages of satchel/_progress.py go."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from satchel._progress import LogReporter, Reporter, Stage
 
 _console = None
 
@@ -33,3 +40,103 @@ def step(message: str, enabled: bool = True) -> Iterator[None]:
         con.print(f"[red]✗[/red] {message}")
         raise
     con.print(f"[green]✓[/green] {message} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+
+
+# --- where stages are shown (satchel/_progress.py reports them) ----------------------------------------
+
+
+def escape(text: str) -> str:
+    """`text` as literal rich markup (a title may hold brackets: `satchel[serve]`)."""
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
+def in_jupyter() -> bool:
+    """Whether this process is a Jupyter kernel (a notebook, JupyterLab, Colab): output goes to cells."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
+
+
+def reporter_for(progress: bool | Reporter | None) -> Reporter:
+    """The reporter of an entry point's `progress=`: a Reporter, as it is; None: rich where a person
+    watches (stderr is a terminal, or a Jupyter kernel), else lines on the `satchel.progress` logger; True: rich
+    on stderr even when it is not a terminal (plain lines then); False: the logger only."""
+    if isinstance(progress, Reporter):
+        return progress
+    if progress is False:
+        return LogReporter()
+    if in_jupyter():
+        from rich.console import Console
+
+        return RichReporter(
+            Console(force_jupyter=True), live=importlib.util.find_spec("ipywidgets") is not None
+        )
+    if progress is None and not sys.stderr.isatty():
+        return LogReporter()
+    return RichReporter(console())
+
+
+class RichReporter(Reporter):
+    """Stages drawn by rich: a spinner with the stage's count and item while it runs (when the console
+    can redraw: a terminal, or Jupyter with ipywidgets; else a line as it starts), then ✓ and its
+    duration (✗ if it failed). A quick quiet stage leaves nothing behind."""
+
+    def __init__(self, console: Any, *, live: bool = True) -> None:
+        self.console = console
+        self.live = live and (console.is_terminal or console.is_jupyter)
+        self._lock = threading.Lock()
+        self._open: list[Stage] = []
+        self._status: Any = None
+
+    @staticmethod
+    def _text(stage: Stage) -> str:
+        text = escape(stage.title)
+        if stage.total is not None:
+            text += f" [dim]{stage.done}/{stage.total}[/dim]"
+        if stage.detail:
+            text += f" [dim]{escape(stage.detail)}[/dim]"
+        return text
+
+    def start(self, stage: Stage) -> None:
+        with self._lock:
+            self._open.append(stage)
+            if not self.live:
+                if not stage.quiet:
+                    self.console.print(f"[dim]…[/dim] {escape(stage.title)}")
+            elif self._status is None:
+                self._status = self.console.status(self._text(stage), spinner="dots")
+                self._status.start()
+            else:  # a stage inside another: one spinner, showing the innermost
+                self._status.update(self._text(stage))
+
+    def advance(self, stage: Stage) -> None:
+        with self._lock:
+            if self._status is not None and self._open and self._open[-1] is stage:
+                self._status.update(self._text(stage))
+
+    def finish(self, stage: Stage, error: BaseException | None) -> None:
+        with self._lock:
+            if stage in self._open:
+                self._open.remove(stage)
+            if self._status is not None:
+                if self._open:
+                    self._status.update(self._text(self._open[-1]))
+                else:
+                    self._status.stop()
+                    self._status = None
+            if error is not None:
+                self.console.print(f"[red]✗[/red] {escape(stage.title)}")
+            elif stage.notable():
+                self.console.print(
+                    f"[green]✓[/green] {escape(stage.title)} [dim]({stage.elapsed:.1f}s)[/dim]"
+                )
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[green]✓[/green] {escape(text)}")

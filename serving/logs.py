@@ -18,6 +18,7 @@ LOGGERS = (
     "satchel.serving.deployments",
     "satchel.serving.autoscale",
     "satchel.serving.grpc",
+    "satchel.progress",  # the stages of loading the served functions (satchel/_progress.py)
 )
 
 
