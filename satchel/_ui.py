@@ -76,7 +76,8 @@ def reporter_for(progress: bool | Reporter | None) -> Reporter:
         from rich.console import Console
 
         return RichReporter(
-            Console(force_jupyter=True), live=importlib.util.find_spec("ipywidgets") is not None
+            Console(force_jupyter=True, highlight=False),
+            live=importlib.util.find_spec("ipywidgets") is not None,
         )
     if progress is None and not sys.stderr.isatty():
         return LogReporter()
