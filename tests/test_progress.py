@@ -239,3 +239,12 @@ def test_outside_any_reporting_block_nothing_is_reported(caplog: pytest.LogCaptu
         with _progress.stage("materializing environment abc (3 packages)") as st:
             st.advance()
     assert not caplog.records and isinstance(_progress.current(), _progress.Reporter)
+
+
+@pytest.mark.slow
+def test_satchel_serve_logs_the_first_load_of_its_functions(exported: Exported, tmp_path: Path) -> None:
+    from tests.serving.running import ServeProcess
+
+    with ServeProcess([exported.ref, "--workers", "1"], tmp_path / "serve.err") as server:
+        logged = server.stderr()
+    assert re.search(STAGE_DONE.format(MATERIALIZED.pattern), logged), logged
