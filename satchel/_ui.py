@@ -6,12 +6,11 @@ from __future__ import annotations
 import importlib.util
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from satchel._progress import LogReporter, Reporter, Stage
+from satchel._progress import LogReporter, Reporter, Stage, reporting, stage
 
 _console = None
 
@@ -27,19 +26,13 @@ def console():
 
 @contextmanager
 def step(message: str, enabled: bool = True) -> Iterator[None]:
-    """Show `message` with a spinner while the block runs, then a one-line result with its duration."""
+    """Show `message` with a spinner while the block runs, then a one-line result with its duration
+    (a stage drawn on stderr, whoever reports the stages around it)."""
     if not enabled:
         yield
         return
-    con = console()
-    started = time.perf_counter()
-    try:
-        with con.status(message, spinner="dots"):
-            yield
-    except BaseException:
-        con.print(f"[red]✗[/red] {message}")
-        raise
-    con.print(f"[green]✓[/green] {message} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+    with reporting(RichReporter(console())), stage(message):
+        yield
 
 
 # --- where stages are shown (satchel/_progress.py reports them) ----------------------------------------
@@ -110,7 +103,7 @@ class RichReporter(Reporter):
             self._open.append(stage)
             if not self.live:
                 if not stage.quiet:
-                    self.console.print(f"[dim]…[/dim] {escape(stage.title)}")
+                    self._print(f"[dim]…[/dim] {escape(stage.title)}")
             elif self._status is None:
                 self._status = self.console.status(self._text(stage), spinner="dots")
                 self._status.start()
@@ -133,11 +126,13 @@ class RichReporter(Reporter):
                     self._status.stop()
                     self._status = None
             if error is not None:
-                self.console.print(f"[red]✗[/red] {escape(stage.title)}")
+                self._print(f"[red]✗[/red] {escape(stage.title)}")
             elif stage.notable():
-                self.console.print(
-                    f"[green]✓[/green] {escape(stage.title)} [dim]({stage.elapsed:.1f}s)[/dim]"
-                )
+                self._print(f"[green]✓[/green] {escape(stage.title)} [dim]({stage.elapsed:.1f}s)[/dim]")
 
     def note(self, text: str) -> None:
-        self.console.print(f"[green]✓[/green] {escape(text)}")
+        self._print(f"[green]✓[/green] {escape(text)}")
+
+    def _print(self, line: str) -> None:
+        # Wrapped only on a terminal: a log file or a pipe gets each line whole.
+        self.console.print(line, soft_wrap=not self.console.is_terminal)
