@@ -156,7 +156,8 @@ class EnvironmentCache:
             if self._is_complete(env_dir):  # another process built it while we waited
                 self._touch(env_dir)
                 return env_dir
-            title = f"materializing environment {env_id[:12]} ({len(lock.packages)} packages)"
+            count = len(lock.packages)
+            title = f"materializing environment {env_id[:12]} ({count} package{'s' if count != 1 else ''})"
             with _progress.stage(title, total=len(lock.packages)) as stage:
                 self._build(lock, fetch_file, progress, stage)
             self._touch(env_dir)

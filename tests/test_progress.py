@@ -41,7 +41,7 @@ with satchel.load(sys.argv[1]) as fn:
 """
 
 STAGE_DONE = r"{} done in \d+\.\d s"
-MATERIALIZED = re.compile(r"materializing environment [0-9a-f]{12} \(\d+ packages\)")
+MATERIALIZED = re.compile(r"materializing environment [0-9a-f]{12} \(\d+ packages?\)")
 
 
 @pytest.fixture
