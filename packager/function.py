@@ -133,8 +133,9 @@ class Function:
     def export(self, name: str | None = None, store: str | None = None, *, progress: Any = None):
         """Write this function as a bundle into `store` (default: SATCHEL_STORE); return its BundleRef.
 
-        `store` is a URL (`file:///path`, `s3://bucket/prefix`) or a plain directory path. `progress`:
-        as for `satchel.load` (default: a spinner on a terminal or in Jupyter, else the `satchel.progress` logger).
+        `store` is a URL (`file:///path`, `s3://bucket/prefix`) or a plain directory path. `progress`: as
+        for `satchel.load` (default: a spinner on a terminal or in Jupyter, else the `satchel.progress`
+        logger).
         """
         from satchel.packager.export import export
 

@@ -172,7 +172,7 @@ class EnvironmentCache:
         progress: Progress | None,
         stage: _progress.Stage,
     ) -> None:
-        """Build `lock`'s environment, advancing `stage` per package fetched; the caller holds its file lock."""
+        """Build `lock`'s environment, advancing `stage` per package fetched; the caller holds its lock."""
         env_id = lock.env_id
         env_dir = self.path(env_id)
         say = progress or (lambda message: None)

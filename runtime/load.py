@@ -36,8 +36,9 @@ def load(
     which changes the number of workers at any time. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
     `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced.
     `progress`: where the slow first load (materializing the environment, starting the first worker)
-    shows: by default a spinner on a terminal or in Jupyter, else INFO lines on the `satchel.progress` logger;
-    True: rich on stderr; False: the logger only; or a `satchel._progress.Reporter`. A warm load shows nothing.
+    shows: by default a spinner on a terminal or in Jupyter, else INFO lines on the `satchel.progress`
+    logger; True: rich on stderr; False: the logger only; or a `satchel._progress.Reporter`. A warm load
+    shows nothing.
     """
     if transport is None:
         transport = default_transport()

@@ -28,7 +28,7 @@ LOGGER = "satchel.progress"
 
 @dataclass
 class Stage:
-    """One stage of work: `title` says what and on what ("materializing environment 3f2a… (41 packages)")."""
+    """One stage of work: `title` says what, on what ("materializing environment 3f2a… (41 packages)")."""
 
     title: str
     total: int | None = None

@@ -59,8 +59,8 @@ def in_jupyter() -> bool:
 
 def reporter_for(progress: bool | Reporter | None) -> Reporter:
     """The reporter of an entry point's `progress=`: a Reporter, as it is; None: rich where a person
-    watches (stderr is a terminal, or a Jupyter kernel), else lines on the `satchel.progress` logger; True: rich
-    on stderr even when it is not a terminal (plain lines then); False: the logger only."""
+    watches (stderr is a terminal, or a Jupyter kernel), else lines on the `satchel.progress` logger;
+    True: rich on stderr even when it is not a terminal (plain lines then); False: the logger only."""
     if isinstance(progress, Reporter):
         return progress
     if progress is False:

@@ -37,8 +37,6 @@ from satchel.packager.stores.base import (
     sha256_file,
 )
 
-INSTALL_HINT = "pip install 'satchel[s3]'"
-
 _ACCESS_CODES = {
     "AccessDenied",
     "AllAccessDisabled",
