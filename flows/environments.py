@@ -4,7 +4,7 @@ cache, and the flows kit that runs a task in them.
 A task of an `@environment` step is a fresh interpreter of the step's environment (never forked from the
 parent), running `<kit>/satchel_flow_task.py <job file>`. The environment holds the step's packages (plus
 zstandard for artifacts, and boto3 when the run's store is on S3), never Satchel itself: the kit — the few parts of Satchel a task
-imports (`satchel/__init__`, `errors`, `config`, `flows/`, `packager/stores/`; all standard library) — is
+imports (`satchel/__init__`, `errors`, `config`, `_extras`, `flows/`, `packager/stores/`; all standard library) — is
 first on the task's path instead, so the task reads inputs and writes artifacts with the same datastore
 code as a forked task, into the same layout.
 """
@@ -41,7 +41,15 @@ def _kit_sources() -> dict[str, Path]:
     top = Path(satchel.__file__).parent
     files = {
         f"satchel/{name}": top / name
-        for name in ("__init__.py", "_version.py", "errors.py", "config.py", "_kits.py", "_holders.py")
+        for name in (
+            "__init__.py",
+            "_version.py",
+            "errors.py",
+            "config.py",
+            "_kits.py",
+            "_holders.py",
+            "_extras.py",
+        )
     }
     files["satchel/packager/__init__.py"] = Path(satchel.packager.__file__)
     files.update(package_files("satchel/flows", satchel.flows))
