@@ -12,7 +12,7 @@
 | `satchel.decimal`  | string    | `str(decimal.Decimal)`: exact, any precision ("1.10", "-3E+5", "NaN")    |
 
 numpy, pyarrow and pandas are imported only when a value of those kinds is encoded or decoded;
-when missing, a `SatchelError` says which package to install.
+when missing, `MissingExtra` names the module and `pip install 'satchel[data]'`.
 
 Decoding is zero-copy where the library allows it: an ndarray is a view over the bytes it was
 decoded from (`np.frombuffer`: writable when those are a mutable buffer, as a large message received
@@ -31,7 +31,7 @@ import pickle
 import sys
 from typing import Any
 
-from satchel.core.errors import SatchelError
+from satchel.core.errors import MissingExtra
 
 from ._avro import ARROW, DECIMAL, NDARRAY, PANDAS_PYTHON, PICKLE
 
@@ -61,11 +61,10 @@ __all__ = [
 
 PICKLE_PROTOCOL = 5
 
-_INSTALL = {"numpy": "numpy", "pyarrow": "pyarrow", "pandas": "pandas"}
 _WHY = {
-    "numpy": "numpy.ndarray values (logical type satchel.ndarray)",
-    "pyarrow": "pyarrow.Table and pandas.DataFrame values (logical type satchel.arrow)",
-    "pandas": "pandas.DataFrame values",
+    "numpy": "a numpy.ndarray value (logical type satchel.ndarray)",
+    "pyarrow": "a pyarrow.Table or pandas.DataFrame value (logical type satchel.arrow)",
+    "pandas": "a pandas.DataFrame value",
 }
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -73,19 +72,14 @@ _MAX_NPY_HEADER = 1 << 20
 
 
 def require(module: str) -> Any:
-    """Import `module` (numpy, pyarrow or pandas), or raise SatchelError naming what to install."""
+    """Import `module` (numpy, pyarrow or pandas), or raise MissingExtra naming what to install."""
     loaded = sys.modules.get(module)
     if loaded is not None:
         return loaded
     try:
         return importlib.import_module(module)
-    except ImportError as exc:
-        package = _INSTALL.get(module, module)
-        why = _WHY.get(module, "this value")
-        raise SatchelError(
-            f"{why} need the {package!r} package, which is not installed in this Python "
-            f"({sys.executable}); install it (pip install {package}) or add it to the environment"
-        ) from exc
+    except ModuleNotFoundError as exc:  # a broken installation (another ImportError) goes through as it is
+        raise MissingExtra(_WHY.get(module, "this value"), exc.name or module, "data") from None
 
 
 # --- type checks that never import anything ---------------------------------------------------------

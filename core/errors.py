@@ -7,6 +7,24 @@ class SatchelError(Exception):
     """Base class of Satchel's own errors."""
 
 
+class MissingExtra(SatchelError, ImportError):
+    """A feature whose optional dependencies (an extra of the `satchel` package) are not installed.
+
+    One line: the feature, the missing module, and the `pip install 'satchel[EXTRA]'` that adds it
+    (raised by `satchel.core.extras.needs_extra`).
+    """
+
+    def __init__(self, feature: str, module: str, extra: str | None = None) -> None:
+        self.feature = feature
+        self.module = module
+        self.extra = extra
+        hint = f": pip install 'satchel[{extra}]'" if extra else ""
+        super().__init__(f"{feature} needs {module}, which is not installed{hint}", name=module)
+
+    def __reduce__(self):  # ImportError's own pickling would drop the fields
+        return (type(self), (self.feature, self.module, self.extra))
+
+
 # --- declaring and exporting -------------------------------------------------------------------
 
 
@@ -148,21 +166,3 @@ class TransportClosed(SatchelError, EOFError):
 
 class TransportTimeout(SatchelError, TimeoutError):
     """No message arrived within the timeout."""
-
-
-# --- installation ------------------------------------------------------------------------------
-
-
-class MissingExtra(SatchelError, ImportError):
-    """A feature whose optional dependencies are not installed. The message is one line naming the
-    missing module and the extra to install."""
-
-    def __init__(self, feature: str, module: str, extra: str | None = None) -> None:
-        self.feature = feature
-        self.module = module
-        self.extra = extra
-        hint = f": pip install 'satchel[{extra}]'" if extra else ""
-        super().__init__(f"{feature} needs {module}, which is not installed{hint}")
-
-    def __reduce__(self):
-        return (type(self), (self.feature, self.module, self.extra))

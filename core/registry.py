@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from satchel.core.errors import MissingExtra
+from satchel.core.extras import needs_extra
 
 T = TypeVar("T")
 
@@ -26,16 +26,14 @@ class Entry:
 
 
 def load_target(target: str, *, feature: str, extra: str | None = None) -> Any:
-    """The object named by "module:attr" (or "module"). A dependency that is not installed is
-    `MissingExtra` naming `feature` and `extra`; a bug inside Satchel's own modules stays an ImportError."""
+    """The object named by "module:attr" (or "module"). A module of `extra` that is not installed is
+    `MissingExtra` naming `feature` and the extra (core/extras.py); any other import error goes through."""
     module_name, _, attribute = target.partition(":")
-    try:
+    if extra is None:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing == "satchel" or missing.startswith("satchel."):
-            raise
-        raise MissingExtra(feature, missing, extra) from None
+    else:
+        with needs_extra(extra, feature):
+            module = importlib.import_module(module_name)
     return getattr(module, attribute) if attribute else module
 
 

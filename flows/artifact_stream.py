@@ -12,6 +12,8 @@ import io
 import zlib
 from typing import Any, BinaryIO
 
+from satchel.core.extras import needs_extra
+
 CHUNK = 1 << 20
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -84,12 +86,11 @@ def open_plain(src: BinaryIO, what: str) -> BinaryIO:
     prefixed = _Prefixed(head, src)
     if head.startswith(ZSTD_MAGIC):
         try:
-            import zstandard
-        except ImportError:
+            with needs_extra("flows", f"reading {what} (zstd-compressed)"):
+                import zstandard
+        except BaseException:
             src.close()
-            raise RuntimeError(
-                f"{what} is zstd-compressed, and the zstandard package is not installed"
-            ) from None
+            raise
         reader = zstandard.ZstdDecompressor().stream_reader(prefixed, read_size=CHUNK, closefd=True)
         return io.BufferedReader(reader, CHUNK)  # type: ignore[arg-type]
     if head[:1] == b"\x78":

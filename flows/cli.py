@@ -16,11 +16,12 @@ from typing import Any, NoReturn
 import click
 
 from satchel.core import settings
+from satchel.core.errors import SatchelError
 from satchel.flows.errors import FlowError, GraphError, RunFailed
 from satchel.flows.graph import FlowGraph
 
 #: what a command reports as `error: ...` and exit status 1 (anything else is a bug: a traceback)
-_FAILURES = (RunFailed, GraphError, FlowError, NotImplementedError, ValueError, KeyError)
+_FAILURES = (RunFailed, GraphError, FlowError, SatchelError, NotImplementedError, ValueError, KeyError)
 _PARAM = "param_"
 _STORE_HELP = "store URL or directory (default: $SATCHEL_STORE)"
 

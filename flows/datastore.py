@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from satchel.core.errors import MissingExtra
 from satchel.flows.current import current
 from satchel.flows.errors import ArtifactError
 from satchel.flows.records import AttemptRecord, RunRecord, TaskRecord
@@ -343,6 +344,8 @@ class FlowDatastore:
         try:
             with open_plain(self.store.open_blob(digest), f"artifact {name!r} of {where}") as stream:
                 return pickle.load(stream)
+        except MissingExtra:  # nothing wrong with the artifact: one line saying what to install
+            raise
         except Exception as exc:
             raise ArtifactError(
                 f"artifact {name!r} of {where} could not be loaded: {type(exc).__name__}: {exc}"

@@ -16,10 +16,11 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from satchel._ui import step
 from satchel.bindings.fingerprint import fingerprint_hex
 from satchel.bindings.schema import Param, is_portable, request_schema, response_schema
+from satchel.core import progress as _progress
 from satchel.core.errors import SatchelError
+from satchel.core.progress import Reporter, stage
 from satchel.core.version import __version__
 from satchel.packager import code as code_capture
 from satchel.packager.blobcache import BlobCache
@@ -243,35 +244,48 @@ def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> lis
     return [head, *entries]
 
 
-def export(fn: Function, *, name: str, store: str | None = None, progress: bool = True) -> BundleRef:
+def export(
+    fn: Function, *, name: str, store: str | None = None, progress: bool | Reporter | None = True
+) -> BundleRef:
+    """`progress`: where its stages show (core/progress.py `reporter_for`: True is rich on stderr)."""
+    with _progress.reporting(_progress.reporter_for(progress)) as reporter:
+        ref = _export(fn, name=name, store=store)
+        reporter.note(f"exported {ref}")
+    return ref
+
+
+def _export(fn: Function, *, name: str, store: str | None) -> BundleRef:
     check_name(name)
     target = open_store(store)
     cache = BlobCache()
-    with step(f"Interface of {name}", progress):
+    with stage(f"interface of {name}", quiet=True):
         interface = interface_of(fn)
         script_names = _main_types(interface)
         captured = code_capture.capture(fn.func, script_names=script_names)
         if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
             interface = _rename_main(interface, captured.module)
     resolver = get_resolver("uv")
-    with step(
-        f"Resolving environment (python {fn.environment.python}, {len(fn.environment.pypi)} requirements)",
-        progress,
+    with stage(
+        f"resolving environment (python {fn.environment.python}, {len(fn.environment.pypi)} requirements)"
     ):
         lock = resolver.resolve(fn.environment, runtime_requirements(interface))
 
     with tempfile.TemporaryDirectory(prefix="satchel-export-") as tmp:
         tmpdir = Path(tmp)
-        with step(f"Mirroring {len(lock.packages)} package files into {target.url}", progress):
+        files = f"{len(lock.packages)} package file{'s' if len(lock.packages) != 1 else ''}"
+        mirroring = f"mirroring {files} into {target.url}"
+        with stage(mirroring, total=len(lock.packages), quiet=True) as mirrored:  # quiet: all there already
             for pkg in lock.packages:
+                mirrored.advance(detail=pkg.filename)
                 if not target.has_blob(pkg.sha256):
+                    mirrored.quiet = False
                     local = cache.lookup(pkg.sha256)
                     if local is None:
                         downloaded = resolver.download(pkg, tmpdir / pkg.filename)
                         local = cache.add_file(downloaded, pkg.sha256)
                     target.put_blob(local, pkg.sha256)
         n_task_artifacts = sum(len(b.artifacts) for b in fn.tasks.values())
-        with step(f"Writing code and {len(fn.bound) + n_task_artifacts} artifacts", progress):
+        with stage(f"writing code and {len(fn.bound) + n_task_artifacts} artifacts"):
             artifacts = []
             referred: set[str] = set()  # classes and functions of a script the pickles refer to
             recording = referred if fn.func.__module__ == "__main__" else None
@@ -314,9 +328,4 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
         "environment": environment,
         "provenance": _provenance(),
     }
-    ref = publish(target, doc)
-    if progress:
-        from satchel._ui import console
-
-        console().print(f"[green]✓[/green] Exported [bold]{ref}[/bold]")
-    return ref
+    return publish(target, doc)

@@ -130,17 +130,15 @@ class Function:
 
     # -- export -------------------------------------------------------------------------------------
 
-    def export(self, name: str | None = None, store: str | None = None, *, progress: bool | None = None):
+    def export(self, name: str | None = None, store: str | None = None, *, progress: Any = None):
         """Write this function as a bundle into `store` (default: SATCHEL_STORE); return its BundleRef.
 
-        `store` is a URL (`file:///path`, `s3://bucket/prefix`) or a plain directory path.
+        `store` is a URL (`file:///path`, `s3://bucket/prefix`) or a plain directory path. `progress`: as
+        for `satchel.load` (default: a spinner on a terminal or in Jupyter, else the `satchel.progress`
+        logger).
         """
-        import sys
-
         from satchel.packager.export import export
 
-        if progress is None:
-            progress = sys.stderr.isatty()
         return export(self, name=name or self.name, store=store, progress=progress)
 
 

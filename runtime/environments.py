@@ -25,6 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from satchel.core import progress as _progress
 from satchel.core import settings as config
 from satchel.core.errors import EnvironmentBuildError, SatchelError
 from satchel.packager import interpreters
@@ -142,26 +143,37 @@ class EnvironmentCache:
 
         file_lock = self._file_lock(env_id)
         try:
-            file_lock.acquire(timeout=self.lock_timeout)
+            try:
+                file_lock.acquire(timeout=0)
+            except Timeout:  # another process is building it: say so rather than wait in silence
+                with _progress.stage(f"waiting for another process building environment {env_id[:12]}"):
+                    file_lock.acquire(timeout=self.lock_timeout)
         except Timeout:
             raise EnvironmentBuildError(
                 f"timed out after {self.lock_timeout:.0f}s waiting for another process building "
                 f"environment {env_id} (lock file {file_lock.lock_file})"
             ) from None
         try:
-            if self._is_complete(env_dir):
+            if self._is_complete(env_dir):  # another process built it while we waited
                 self._touch(env_dir)
                 return env_dir
-            self._build(lock, fetch_file, progress)
+            count = len(lock.packages)
+            title = f"materializing environment {env_id[:12]} ({count} package{'s' if count != 1 else ''})"
+            with _progress.stage(title, total=len(lock.packages)) as stage:
+                self._build(lock, fetch_file, progress, stage)
             self._touch(env_dir)
             return env_dir
         finally:
             file_lock.release()
 
     def _build(
-        self, lock: Lock, fetch_file: Callable[[LockedPackage], Path], progress: Progress | None
+        self,
+        lock: Lock,
+        fetch_file: Callable[[LockedPackage], Path],
+        progress: Progress | None,
+        stage: _progress.Stage,
     ) -> None:
-        """Build `lock`'s environment; the caller holds its file lock."""
+        """Build `lock`'s environment, advancing `stage` per package fetched; the caller holds its lock."""
         env_id = lock.env_id
         env_dir = self.path(env_id)
         say = progress or (lambda message: None)
@@ -183,11 +195,13 @@ class EnvironmentCache:
                     f"fetching {package.name} {package.version} ({package.filename}) gave no file: {path}"
                 )
             files[package.sha256] = path
+            stage.advance(detail=f"{package.name} {package.version}")
 
         building = self.root / f"{BUILDING_PREFIX}{env_id}-{secrets.token_hex(6)}"
         try:
             say(f"building environment {env_id} (Python {lock.python}, {len(lock.packages)} packages)")
             started = time.monotonic()
+            stage.advance(0, f"installing into Python {lock.python}")
             resolver = get_resolver(lock.resolver, progress=progress)
             resolver.materialize(lock, files, building, interpreter)
             marker = {

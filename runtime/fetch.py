@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from satchel._ui import step
 from satchel.core import settings as config
 from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import Bundle
@@ -24,7 +23,9 @@ class LocalBundle:
     python: Path
 
 
-def prepare(bundle: Bundle, store: Store, *, progress: bool = False) -> LocalBundle:
+def prepare(bundle: Bundle, store: Store) -> LocalBundle:
+    """Blobs, code and environment of `bundle` on local disk; building the environment (the slow part, done
+    once per machine) is a stage of the current progress reporter (satchel/_progress.py)."""
     cache = BlobCache()
     code_digest = bundle.doc["code"]["blob"]
     code_zip = cache.get(store, code_digest, what=f"code package of {bundle.name}")
@@ -35,14 +36,7 @@ def prepare(bundle: Bundle, store: Store, *, progress: bool = False) -> LocalBun
     }
     envs = EnvironmentCache()
     lock = bundle.lock
-    existing = envs.get(lock.env_id)
-    if existing is not None:
-        env_dir = envs.ensure(lock, lambda pkg: cache.get(store, pkg.sha256, what=f"package {pkg.filename}"))
-    else:
-        with step(f"Materializing environment {lock.env_id[:12]} ({len(lock.packages)} packages)", progress):
-            env_dir = envs.ensure(
-                lock, lambda pkg: cache.get(store, pkg.sha256, what=f"package {pkg.filename}")
-            )
+    env_dir = envs.ensure(lock, lambda pkg: cache.get(store, pkg.sha256, what=f"package {pkg.filename}"))
     return LocalBundle(
         code_dir=code_dir, artifacts=artifacts, env_dir=env_dir, python=envs.python_path(env_dir)
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 
 from satchel.bindings.transports import default_transport
+from satchel.core import progress as _progress
+from satchel.core.progress import Reporter
 from satchel.packager.bundle import read_bundle
 from satchel.packager.refs import BundleRef
 from satchel.runtime.fetch import prepare
@@ -20,7 +22,7 @@ def load(
     max_pending: int = DEFAULT_MAX_PENDING,
     cancel_grace: float = DEFAULT_GRACE,
     transport: str | None = None,
-    progress: bool | None = None,
+    progress: bool | Reporter | None = None,
 ) -> LoadedFunction:
     """Load a bundle and start its worker.
 
@@ -33,18 +35,23 @@ def load(
     which changes the number of workers at any time. `max_pending`: calls allowed to wait for a worker before `satchel.Overloaded`.
     `cancel_grace`: seconds a timed-out or cancelled call has to stop before its worker is replaced (the
     caller does not wait for it: CallTimeout comes at the deadline).
+    `progress`: where the slow first load (materializing the environment, starting the first worker)
+    shows: by default a spinner on a terminal or in Jupyter, else INFO lines on the `satchel.progress`
+    logger; True: rich on stderr; False: the logger only; or a `satchel.core.progress.Reporter`. A warm load
+    shows nothing.
     """
     if transport is None:
         transport = default_transport()
-    if progress is None:
-        progress = sys.stderr.isatty()
-    bundle, store = read_bundle(ref)
-    local = prepare(bundle, store, progress=progress)
-    return make_proxy(
-        bundle,
-        local,
-        transport=transport,
-        workers=workers,
-        max_pending=max_pending,
-        cancel_grace=cancel_grace,
-    )
+    with _progress.reporting(_progress.reporter_for(progress)):
+        bundle, store = read_bundle(ref)
+        local = prepare(bundle, store)
+        title = f"starting {workers} worker{'s' if workers != 1 else ''} of {bundle.name}"
+        with _progress.stage(title, quiet=True) if workers else contextlib.nullcontext():
+            return make_proxy(
+                bundle,
+                local,
+                transport=transport,
+                workers=workers,
+                max_pending=max_pending,
+                cancel_grace=cancel_grace,
+            )

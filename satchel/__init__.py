@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from satchel.core import progress as _progress
 from satchel.core.version import __version__
+
+
+def _display(progress: bool | None):
+    from satchel._ui import display  # rich, imported only when there are stages to draw
+
+    return display(progress)
+
+
+_progress.use_display(_display)
 
 _EXPORTS = {
     "function": "satchel.packager.function",
@@ -32,6 +42,7 @@ _EXPORTS = {
     "EnvironmentResolutionError": "satchel.core.errors",
     "InterpreterNotFound": "satchel.core.errors",
     "UnknownStoreScheme": "satchel.core.errors",
+    "MissingExtra": "satchel.core.errors",
     "deploy": "satchel.serving.deploy.api",
     "DeploymentFailed": "satchel.serving.deploy.api",
 }
@@ -47,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
         CallTimeout,
         EnvironmentResolutionError,
         InterpreterNotFound,
+        MissingExtra,
         Overloaded,
         RemoteError,
         SatchelError,

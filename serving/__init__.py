@@ -12,6 +12,9 @@ __all__ = ["create_app", "serve"]
 
 
 def create_app(*args: Any, **kwargs: Any):
+    from .extras import require_serving
+
+    require_serving(grpc=kwargs.get("grpc_port") is not None)
     from .app import create_app as _create_app
 
     return _create_app(*args, **kwargs)

@@ -123,8 +123,10 @@ def serve_command(
 ) -> None:
     """Host functions as REST endpoints: POST /v1/functions/NAME:invoke, /docs, /metrics (and over gRPC,
     satchel.v1.Functions, with --grpc-port)."""
+    from .extras import require_serving
     from .server import parse_workers, serve
 
+    require_serving(backend, grpc=grpc_port is not None)
     if not refs and not deployments:
         raise click.UsageError("give at least one REF to serve, or --deployment NAME")
     if not poll_interval > 0:

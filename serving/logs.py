@@ -19,6 +19,7 @@ LOGGERS = (
     "satchel.serving.autoscale",
     "satchel.serving.grpc",
     "satchel.runtime.workers",  # a worker replaced, and why
+    "satchel.progress",  # the stages of loading the served functions (satchel/_progress.py)
 )
 
 

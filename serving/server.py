@@ -10,6 +10,7 @@ from satchel.runtime.pool import DEFAULT_MAX_PENDING
 from satchel.runtime.proxy import LoadedFunction
 
 from .deploy.registry import DEFAULT_LEASE
+from .extras import require_serving
 from .logs import configure_logging
 
 
@@ -97,6 +98,7 @@ def serve(
     `replica_cpus` (cluster backends): CPUs reserved per function replica (None: the backend's default).
     `claim_lease`: seconds without a heartbeat after which another machine's server takes over a deployment
     candidate whose auditing server went silent (serving/deploy/watcher.py)."""
+    require_serving(backend, grpc=grpc_port is not None)
     if deployments and backend != "local":
         raise ValueError(f"deployments are watched by the local backend only, not backend={backend!r}")
     if grpc_port is not None and backend != "local":

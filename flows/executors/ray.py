@@ -27,16 +27,13 @@ import tempfile
 import time
 from typing import Any
 
+from satchel.core.extras import needs_extra
 from satchel.flows.errors import FlowError
 from satchel.flows.executors.base import Executor, Finished, Job
 
-try:
+with needs_extra("ray", "the ray executor"):
     import ray
     from ray.exceptions import RayError
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise FlowError(
-        f"the ray executor needs Ray, which is not installed ({exc}): pip install 'satchel[ray]'"
-    ) from None
 
 _MB = 1024 * 1024
 

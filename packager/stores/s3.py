@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from satchel.core.errors import BlobCorrupted, BlobNotFound, StoreError
+from satchel.core.extras import needs_extra
 from satchel.packager.stores.base import (
     CHUNK,
     RESERVED_TOP_LEVEL,
@@ -35,8 +36,6 @@ from satchel.packager.stores.base import (
     check_document_prefix,
     sha256_file,
 )
-
-INSTALL_HINT = "pip install 'satchel[s3]'"
 
 _ACCESS_CODES = {
     "AccessDenied",
@@ -55,10 +54,8 @@ _CONFLICT_ATTEMPTS = 8
 
 
 def _require_boto3() -> Any:
-    try:
+    with needs_extra("s3", "the s3 store"):
         import boto3
-    except ImportError as exc:
-        raise StoreError(f"the s3 store needs boto3, which is not installed: {INSTALL_HINT}") from exc
     return boto3
 
 

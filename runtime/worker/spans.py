@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from satchel.core import settings
+from satchel.core.errors import MissingExtra
 
 __all__ = ["EXPORTERS", "TRACE_FILE", "exporter_name", "install"]
 
@@ -43,15 +44,17 @@ def recording(trace: Any) -> bool:
 
 def install(name: str, service: str, *, need_sdk: bool = True) -> bool:
     """Install a tracer provider exporting to `name` (one of EXPORTERS) for service `service` (unless
-    $OTEL_SERVICE_NAME names it); True if installed. Nothing for "none", without the OpenTelemetry API,
-    or when a provider is installed already (an embedding application's). RuntimeError when the SDK
-    (unless not `need_sdk`: then nothing) or, for otlp, an OTLP exporter package is missing."""
+    $OTEL_SERVICE_NAME names it); True if installed. Nothing for "none", or when a provider is installed
+    already (an embedding application's). MissingExtra (`satchel[trace]`) when the OpenTelemetry API or SDK
+    is missing (unless not `need_sdk`: then nothing); RuntimeError when, for otlp, no OTLP exporter is."""
     if name == "none":
         return False
     try:
         from opentelemetry import trace
     except ImportError:
-        return False
+        if not need_sdk:
+            return False
+        raise MissingExtra(f"trace exporter {name!r}", "opentelemetry", "trace") from None
     if recording(trace):
         return False
     try:
@@ -65,9 +68,7 @@ def install(name: str, service: str, *, need_sdk: bool = True) -> bool:
     except ImportError:
         if not need_sdk:
             return False
-        raise RuntimeError(
-            f"trace exporter {name!r} needs opentelemetry-sdk: pip install 'satchel[trace]'"
-        ) from None
+        raise MissingExtra(f"trace exporter {name!r}", "opentelemetry.sdk", "trace") from None
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service}
     provider = TracerProvider(resource=Resource.create(attributes))
     if name == "jsonl":  # a local append: written as each span ends, so the file is always complete

@@ -18,19 +18,16 @@ import inspect
 import os
 from typing import Any
 
+from satchel.core.extras import needs_extra
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 
 from .base import Backend, ServeOptions
 
-try:
+with needs_extra("ray", "the ray serving backend"):
     import ray
     from ray import serve
     from ray.exceptions import RayTaskError
     from ray.serve.exceptions import BackPressureError
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        f"the ray serving backend needs Ray Serve, which is not installed ({exc}): pip install 'satchel[ray]'"
-    ) from None
 
 APP = "satchel"
 GATEWAY = "satchel-gateway"

@@ -268,7 +268,9 @@ def test_missing_package_is_named(monkeypatch):
     data = codec(pa.Table).encode(pa.table({"a": [1]}))
     decode = codec(pa.Table).decode
     monkeypatch.setitem(sys.modules, "pyarrow", None)
-    with pytest.raises(SatchelError, match="'pyarrow' package"):
+    with pytest.raises(
+        SatchelError, match=r"needs pyarrow, which is not installed: pip install 'satchel\[data\]'"
+    ):
         decode(data)
 
 

@@ -63,14 +63,14 @@ def test_without_zstandard_artifacts_are_zlib_and_zstd_ones_fail_clearly(store_u
         NO_ZSTANDARD
         + """
         import json
-        from satchel.flows import ArtifactError
+        from satchel.core.errors import MissingExtra
         from satchel.flows.datastore import FlowDatastore, artifact_codec
         ds = FlowDatastore("SomeFlow")
         digest = ds.save_artifact({"from": "child"}, "config", "start")
         try:
             ds.load_artifact(sys.argv[1], "config", "SomeFlow/1/start/1")
             error = None
-        except ArtifactError as exc:
+        except MissingExtra as exc:
             error = str(exc)
         print(json.dumps({"codec": artifact_codec(), "digest": digest, "error": error}))
         """.replace("\n        ", "\n"),
@@ -81,7 +81,8 @@ def test_without_zstandard_artifacts_are_zlib_and_zstd_ones_fail_clearly(store_u
     assert out["codec"] == "zlib"
     assert _stored(ds, out["digest"])[:1] == b"\x78"
     assert ds.load_artifact(out["digest"]) == {"from": "child"}  # readable here, with zstandard
-    assert "artifact 'config'" in out["error"] and "zstandard" in out["error"]
+    assert "artifact 'config'" in out["error"] and "needs zstandard" in out["error"]
+    assert out["error"].endswith("pip install 'satchel[flows]'")
 
 
 def test_large_buffers_stream_through(store_url: str) -> None:

@@ -115,7 +115,7 @@ def test_a_missing_ray_is_a_clear_error() -> None:
     code = "import sys; sys.modules['ray'] = None\nfrom satchel.flows.executors import get_executor\nget_executor('ray')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert "the ray executor needs Ray" in proc.stderr and "pip install 'satchel[ray]'" in proc.stderr
+    assert "the ray executor needs ray" in proc.stderr and "pip install 'satchel[ray]'" in proc.stderr
 
 
 def test_the_command_line_on_a_given_ray_address(ray_store: str, ray_session: str) -> None:  # noqa: F811

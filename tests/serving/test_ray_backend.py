@@ -148,4 +148,4 @@ def test_a_missing_ray_is_a_clear_error() -> None:
     code = "import sys; sys.modules['ray'] = None\nfrom satchel.serving.backends import get_backend\nget_backend('ray')"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert "needs Ray Serve" in proc.stderr and "pip install 'satchel[ray]'" in proc.stderr
+    assert "the ray serving backend needs ray" in proc.stderr and "pip install 'satchel[ray]'" in proc.stderr

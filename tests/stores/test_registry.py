@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from satchel.core.errors import StoreError, UnknownStoreScheme
+from satchel.core.errors import MissingExtra, StoreError, UnknownStoreScheme
 from satchel.packager import stores
 from satchel.packager.stores import registry
 from satchel.packager.stores.file import FileStore
@@ -142,7 +142,7 @@ def test_malformed_s3_urls(url: str, fragment: str) -> None:
 
 def test_s3_without_boto3_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "boto3", None)  # makes `import boto3` raise ImportError
-    with pytest.raises(StoreError) as info:
+    with pytest.raises(MissingExtra) as info:
         open_store("s3://bucket/prefix")
     assert "pip install 'satchel[s3]'" in str(info.value)
     assert "boto3" in str(info.value)
