@@ -18,7 +18,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -94,26 +94,89 @@ def _error_code(exc: BaseException) -> tuple[str, int | None]:
     return code, status
 
 
-class _S3Reader(io.RawIOBase):
-    """A botocore streaming body as a raw stream whose transport errors are StoreError."""
+# A blob read whose connection breaks mid-body resumes with a ranged GET from the byte it reached;
+# it gives up after this many attempts in a row that brought no new byte.
+_READ_ATTEMPTS = 5
 
-    def __init__(self, body: Any, store: S3Store, key: str) -> None:
-        self._body = body
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a response body that broke in transit (as opposed to an answer from S3)."""
+    import botocore.exceptions as bce
+    import urllib3.exceptions
+
+    return (
+        bce.IncompleteReadError,
+        bce.ResponseStreamingError,
+        bce.ReadTimeoutError,
+        bce.ConnectionClosedError,
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+class _S3Reader(io.RawIOBase):
+    """A blob's body as a raw stream that resumes where it broke; other errors are StoreError.
+
+    `open_body(start)` returns (body, bytes it will deliver) for the object from byte `start`: a
+    plain GET for 0, a ranged GET after that. Nothing here is verified: `fetch_blob` checks the
+    sha256 of the whole, so a resume that splices wrong bytes cannot go unnoticed.
+    """
+
+    def __init__(
+        self, open_body: Callable[[int], tuple[Any, int]], store: S3Store, key: str, what: str
+    ) -> None:
+        self._open_body = open_body
         self._store = store
         self._key = key
+        self._what = what
+        self._body, self._size = open_body(0)
+        self._position = 0
+        self._failures = 0  # breaks in a row at the same byte
+        self._broke_at = -1
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        with self._store._errors("read", self._key):
-            data = self._body.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
+        while True:
+            try:
+                if self._body is None:
+                    self._body, _ = self._open_body(self._position)
+                data = self._body.read(len(buffer))
+                if not data and self._position < self._size:  # ended early without a word
+                    raise ConnectionError("the response body ended early")
+            except StoreError:  # an answer from S3 on a resume (the blob is gone, access denied, ...)
+                raise
+            except _transport_errors() as exc:
+                self._broken(exc)
+                continue
+            except Exception as exc:
+                raise self._store._translate(exc, "read", self._key) from exc
+            n = len(data)
+            buffer[:n] = data
+            self._position += n
+            return n
+
+    def _broken(self, exc: BaseException) -> None:
+        """Drop the broken connection; raise StoreError if too many attempts in a row got nowhere."""
+        if self._body is not None:
+            with contextlib.suppress(Exception):
+                self._body.close()
+            self._body = None
+        self._failures = self._failures + 1 if self._broke_at == self._position else 1
+        self._broke_at = self._position
+        if self._failures >= _READ_ATTEMPTS:
+            raise StoreError(
+                f"cannot read {self._what} (s3://{self._store.bucket}/{self._key}): the connection broke "
+                f"{self._failures} times in a row at byte {self._position} of {self._size} "
+                f"({type(exc).__name__}: {exc}). Check the network to {self._store._describe_endpoint()}, "
+                f"then try again."
+            ) from exc
+        time.sleep(min(2.0, 0.05 * 2 ** (self._failures - 1)) * random.uniform(0.5, 1.0))
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._body is not None:
             with contextlib.suppress(Exception):
                 self._body.close()
         super().close()
@@ -294,18 +357,32 @@ class S3Store(Store):
         return actual
 
     def open_blob(self, digest: str) -> BinaryIO:
+        missing = BlobNotFound(f"blob sha256:{digest} not found in {self.url}")
+        reader = self._reader(self._key(blob_key(digest)), "blob", f"sha256:{digest}", missing)
+        return io.BufferedReader(reader, CHUNK)  # type: ignore[return-value]
+
+    def _reader(self, key: str, kind: str, name: str, missing: Exception) -> _S3Reader:
+        """A resuming reader of object `key` (the `kind` "blob" or "document" called `name`); raises
+        `missing` when there is no such object."""
         import botocore.exceptions as bce
 
-        key = self._key(blob_key(digest))
-        with self._errors("read blob", key):
-            try:
-                response = self.client.get_object(Bucket=self.bucket, Key=key)
-            except bce.ClientError as exc:
-                code, status = _error_code(exc)
-                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                    raise BlobNotFound(f"blob sha256:{digest} not found in {self.url}") from None
-                raise
-        return io.BufferedReader(_S3Reader(response["Body"], self, key), CHUNK)  # type: ignore[return-value]
+        def open_body(start: int) -> tuple[Any, int]:
+            # No If-Match on a resume: a blob's content is its name (a touch may change its ETag, not
+            # its bytes), and fetch_blob verifies the whole.
+            args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+            if start:
+                args["Range"] = f"bytes={start}-"
+            with self._errors(f"read {kind}", key):
+                try:
+                    response = self.client.get_object(**args)
+                except bce.ClientError as exc:
+                    code, status = _error_code(exc)
+                    if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
+                        raise missing from None
+                    raise
+            return response["Body"], start + int(response["ContentLength"])
+
+        return _S3Reader(open_body, self, key, f"{kind} {name}")
 
     def _head(self, key: str) -> dict[str, Any] | None:
         import botocore.exceptions as bce
@@ -365,19 +442,9 @@ class S3Store(Store):
     # -- documents --------------------------------------------------------------------------------
 
     def read_document(self, key: str) -> bytes:
-        import botocore.exceptions as bce
-
         full = self._key(check_document_key(key))
-        with self._errors("read document", full):
-            try:
-                response = self.client.get_object(Bucket=self.bucket, Key=full)
-            except bce.ClientError as exc:
-                code, status = _error_code(exc)
-                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                    raise KeyError(key) from None
-                raise
-            with contextlib.closing(response["Body"]) as body:
-                return body.read()
+        with contextlib.closing(self._reader(full, "document", repr(key), KeyError(key))) as reader:
+            return reader.readall()
 
     def write_document(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
         import botocore.exceptions as bce
