@@ -11,7 +11,6 @@ import os
 import pickle
 import platform
 import socket
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +24,14 @@ from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
 from satchel.packager.refs import BundleRef, check_name
 from satchel.packager.resolvers import get_resolver
+from satchel.packager.scratch import scratch_dir
 from satchel.packager.stores import Store, open_store
 
 if TYPE_CHECKING:
     from satchel.packager.function import Function
     from satchel.packager.task_binding import TaskBinding
 
+SCRATCH_PREFIX = "satchel-export-"
 # What Satchel's worker needs inside every environment (it speaks Avro with fastavro).
 WORKER_REQUIREMENTS = ("fastavro>=1.9",)
 # Extra packages a logical type needs in the worker, when the interface uses it.
@@ -222,8 +223,9 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
     ):
         lock = resolver.resolve(fn.environment, runtime_requirements(interface))
 
-    with tempfile.TemporaryDirectory(prefix="satchel-export-") as tmp:
-        tmpdir = Path(tmp)
+    # Not a TemporaryDirectory: a killed export could not remove it (a pickle may be gigabytes);
+    # a scratch directory left by a dead export is removed by the next one.
+    with scratch_dir(SCRATCH_PREFIX) as tmpdir:
         with step(f"Mirroring {len(lock.packages)} package files into {target.url}", progress):
             for pkg in lock.packages:
                 if not target.has_blob(pkg.sha256):
