@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import getpass
 import hashlib
@@ -22,10 +23,12 @@ from satchel.errors import SatchelError
 from satchel.packager import code as code_capture
 from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
+from satchel.packager.gc import ExportJournal, keep_blob
 from satchel.packager.refs import BundleRef, check_name
 from satchel.packager.resolvers import get_resolver
 from satchel.packager.scratch import scratch_dir
 from satchel.packager.stores import Store, open_store
+from satchel.packager.stores.base import sha256_file
 
 if TYPE_CHECKING:
     from satchel.packager.function import Function
@@ -154,7 +157,9 @@ def _pickle_artifact(name: str, value: Any, directory: Path) -> Path:
     return path
 
 
-def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> list[dict[str, Any]]:
+def _task_artifacts(
+    binding: TaskBinding, target: Store, journal: ExportJournal, directory: Path
+) -> list[dict[str, Any]]:
     """Copy the chosen artifacts of a bound task into blobs (streaming, as plain pickles) and write its
     manifest; return their `artifacts` entries, the manifest's first."""
     param, task = binding.parameter, binding.task
@@ -173,7 +178,7 @@ def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> lis
             raise SatchelError(
                 f"artifact {art!r} of flow task {task.pathspec} could not be read: {type(exc).__name__}: {exc}"
             ) from exc
-        blob = target.put_blob(path, digest.hexdigest())
+        blob = keep_blob(target, journal, path, digest.hexdigest())
         size = path.stat().st_size
         path.unlink()
         blob_names[art] = blob_name
@@ -198,7 +203,7 @@ def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> lis
     manifest_path.write_bytes(manifest)
     head = {
         "name": param,
-        "blob": target.put_blob(manifest_path),
+        "blob": keep_blob(target, journal, manifest_path, hashlib.sha256(manifest).hexdigest()),
         "size": len(manifest),
         "serializer": "satchel-task-1",
         "python_type": "satchel.flows.Task",
@@ -210,6 +215,18 @@ def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> lis
 def export(fn: Function, *, name: str, store: str | None = None, progress: bool = True) -> BundleRef:
     check_name(name)
     target = open_store(store)
+    # Every blob is journalled, then touched or uploaded, before the document names it: a concurrent
+    # `satchel gc` never collects it (packager/gc.py). The journal goes once the document is written.
+    with contextlib.closing(ExportJournal(target)) as journal:
+        ref = _export(fn, name, target, journal, progress)
+    if progress:
+        from satchel._ui import console
+
+        console().print(f"[green]✓[/green] Exported [bold]{ref}[/bold]")
+    return ref
+
+
+def _export(fn: Function, name: str, target: Store, journal: ExportJournal, progress: bool) -> BundleRef:
     cache = BlobCache()
     with step(f"Interface of {name}", progress):
         interface = interface_of(fn)
@@ -227,8 +244,9 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
     # a scratch directory left by a dead export is removed by the next one.
     with scratch_dir(SCRATCH_PREFIX) as tmpdir:
         with step(f"Mirroring {len(lock.packages)} package files into {target.url}", progress):
+            journal.keep([pkg.sha256 for pkg in lock.packages])
             for pkg in lock.packages:
-                if not target.has_blob(pkg.sha256):
+                if not target.touch_blob(pkg.sha256):
                     local = cache.path(pkg.sha256)
                     if not local.is_file():
                         downloaded = resolver.download(pkg, tmpdir / pkg.filename)
@@ -238,11 +256,11 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
         with step(f"Writing code and {len(fn.bound) + n_task_artifacts} artifacts", progress):
             code_path = tmpdir / "code.zip"
             code_path.write_bytes(captured.data)
-            code_digest = target.put_blob(code_path)
+            code_digest = keep_blob(target, journal, code_path, hashlib.sha256(captured.data).hexdigest())
             artifacts = []
             for art_name, value in sorted(fn.bound.items()):
                 path = _pickle_artifact(art_name, value, tmpdir)
-                digest = target.put_blob(path)
+                digest = keep_blob(target, journal, path, sha256_file(path))
                 artifacts.append(
                     {
                         "name": art_name,
@@ -253,7 +271,7 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
                     }
                 )
             for binding in fn.tasks.values():
-                artifacts.extend(_task_artifacts(binding, target, tmpdir))
+                artifacts.extend(_task_artifacts(binding, target, journal, tmpdir))
 
     environment = lock.to_dict()
     environment["id"] = environment.pop("env_id")
@@ -274,9 +292,4 @@ def export(fn: Function, *, name: str, store: str | None = None, progress: bool 
         "environment": environment,
         "provenance": _provenance(),
     }
-    ref = publish(target, doc)
-    if progress:
-        from satchel._ui import console
-
-        console().print(f"[green]✓[/green] Exported [bold]{ref}[/bold]")
-    return ref
+    return publish(target, doc)

@@ -33,6 +33,7 @@ from satchel.packager.stores.base import (
     check_digest,
     check_document_key,
     check_document_prefix,
+    is_digest,
     sha256_file,
 )
 
@@ -423,6 +424,22 @@ class S3Store(Store):
                     return False
                 raise
         return True
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobStat]]:
+        full_prefix = self._key("blobs/sha256/")
+        with self._errors("list", full_prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=full_prefix, PaginationConfig={"PageSize": self._page_size}
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    shard, _, digest = obj["Key"][len(full_prefix) :].partition("/")
+                    if is_digest(digest) and shard == digest[:2]:
+                        yield (
+                            digest,
+                            BlobStat(size=int(obj["Size"]), modified=obj["LastModified"].timestamp()),
+                        )
 
     def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
         # S3 has no atomic "delete if not modified since": the timestamp is read, then the object
