@@ -32,6 +32,9 @@ it deleted and uploads it again). This is the argument of flows/gc.py, with the 
 timestamp check and the delete are two requests). `grace` (default 1 hour) also covers the clocks of
 the machines and the store differing, and loads that read a document just before it was removed.
 
+Temporary files a killed writer left in a file store's `.tmp/` go too, once untouched for the grace
+period (and at least 10 minutes).
+
 An intent document whose export has died (its process is gone, per satchel._holders) or that is older
 than a week is not honoured, and gc deletes it. A tombstone older than the grace period no longer
 keeps its blobs; gc shrinks it to its date.
@@ -57,6 +60,8 @@ DEFAULT_GRACE = 3600.0
 #: An intent document older than this is a dead export's, wherever it ran.
 INTENT_MAX_AGE = 7 * 86400.0
 INTENT_PREFIX = "bundles/.exporting/"
+#: Seconds a store's temporary file must be untouched before gc takes it for a killed writer's.
+SCRATCH_MIN_AGE = 600.0
 
 _DIGEST = re.compile(rb"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 
@@ -273,6 +278,9 @@ def gc(
         else:
             summary.blobs_kept_recent += 1
     if not dry_run:
+        # Temporary files of killed writers (a file store's `.tmp/`): a live writer keeps writing its
+        # file, so one untouched for the grace period (and never less than SCRATCH_MIN_AGE) is dead.
+        summary.bytes_freed += store.sweep_scratch(t0 - max(grace_s, SCRATCH_MIN_AGE))
         for key in inventory.stale_intents:
             store.delete_document(key)
         for key, tombstone in inventory.expired_tombstones.items():

@@ -20,6 +20,7 @@ from satchel.packager.bundle import list_versions, read_bundle
 from satchel.packager.gc import INTENT_PREFIX, gc, remove, tombstone_key
 from satchel.packager.stores import Store, open_store
 from tests.functions import sized, textutil
+from tests.waiting import wait_until
 
 MIB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
@@ -247,3 +248,34 @@ def test_rm_and_gc_commands(store_url: str) -> None:
     assert not own & stored(store)
     out = satchel_cli("gc", "--store", store_url, "--grace", "soon")
     assert out.returncode == 1 and "--grace must be an age like 7d" in out.stderr
+
+
+def test_gc_removes_what_a_killed_writer_left_in_a_file_store(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    store = open_store(root.as_uri())
+    fifo = tmp_path / "source"
+    os.mkfifo(fifo)
+    code = "import sys; from satchel.packager.stores import open_store; open_store(sys.argv[1]).put_blob(sys.argv[2])"
+    proc = subprocess.Popen([sys.executable, "-c", code, root.as_uri(), str(fifo)], cwd=REPO)
+    try:
+        with open(fifo, "wb") as writer:  # the writer stalls mid-blob: we never close its source
+            writer.write(os.urandom(MIB))
+            writer.flush()
+            wait_until(
+                lambda: any(p.stat().st_size for p in (root / ".tmp").glob("blob-*")), 60, "a partial blob"
+            )
+            proc.kill()
+            proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (partial,) = (root / ".tmp").glob("blob-*")
+    fresh = root / ".tmp" / "blob-in-progress"
+    fresh.write_bytes(b"a live writer's")
+    assert gc(store, grace=0).bytes_freed == 0  # younger than the 10 minutes a scratch file is given
+    size = partial.stat().st_size
+    old = time.time() - 3601
+    os.utime(partial, (old, old))
+    assert gc(store).bytes_freed == size
+    assert list((root / ".tmp").iterdir()) == [fresh]

@@ -161,6 +161,11 @@ class Store(ABC):
         """Every stored blob's digest and stat, in no particular order (for garbage collection)."""
         raise NotImplementedError(f"the {self.scheme} store cannot list its blobs")
 
+    def sweep_scratch(self, before: float) -> int:
+        """Remove the backend's own temporary files not written since `before` (POSIX time), left by
+        killed writers; return the bytes freed. Backends without temporary files have nothing to do."""
+        return 0
+
     @abstractmethod
     def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
         """Delete the blob; whether it was deleted. With `unless_touched_since` (a POSIX time) a blob

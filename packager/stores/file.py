@@ -213,6 +213,19 @@ class FileStore(Store):
                     if stat is not None:  # deleted since listed
                         yield entry.name, stat
 
+    def sweep_scratch(self, before: float) -> int:
+        freed = 0
+        tmp_dir = self.root / TMP_DIR
+        for entry in tmp_dir.iterdir() if tmp_dir.is_dir() else ():
+            try:
+                st = entry.lstat()
+                if st.st_mtime < before and entry.is_file():
+                    entry.unlink()
+                    freed += st.st_size
+            except FileNotFoundError:  # finished meanwhile
+                continue
+        return freed
+
     def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
         # Atomic against touch_blob: the blob is first renamed out of place, then its timestamp is
         # read. A touch before the rename shows in that timestamp (the blob is put back); a touch
