@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import random
 import threading
@@ -116,6 +117,11 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+def _pause(failures: int) -> None:
+    """Back off before attempt `failures` + 1 (exponential, jittered, at most 2 s)."""
+    time.sleep(min(2.0, 0.05 * 2 ** (failures - 1)) * random.uniform(0.5, 1.0))
+
+
 class _S3Reader(io.RawIOBase):
     """A blob's body as a raw stream that resumes where it broke; other errors are StoreError.
 
@@ -168,13 +174,9 @@ class _S3Reader(io.RawIOBase):
         self._failures = self._failures + 1 if self._broke_at == self._position else 1
         self._broke_at = self._position
         if self._failures >= _READ_ATTEMPTS:
-            raise StoreError(
-                f"cannot read {self._what} (s3://{self._store.bucket}/{self._key}): the connection broke "
-                f"{self._failures} times in a row at byte {self._position} of {self._size} "
-                f"({type(exc).__name__}: {exc}). Check the network to {self._store._describe_endpoint()}, "
-                f"then try again."
-            ) from exc
-        time.sleep(min(2.0, 0.05 * 2 ** (self._failures - 1)) * random.uniform(0.5, 1.0))
+            where = f" at byte {self._position} of {self._size}"
+            raise self._store._gave_up(self._what, self._key, self._failures, exc, where) from exc
+        _pause(self._failures)
 
     def close(self) -> None:
         if not self.closed and self._body is not None:
@@ -358,32 +360,38 @@ class S3Store(Store):
         return actual
 
     def open_blob(self, digest: str) -> BinaryIO:
+        key = self._key(blob_key(digest))
         missing = BlobNotFound(f"blob sha256:{digest} not found in {self.url}")
-        reader = self._reader(self._key(blob_key(digest)), "blob", f"sha256:{digest}", missing)
+        # No If-Match on a resume: a blob's content is its name (a touch may change its ETag, not its
+        # bytes), and fetch_blob verifies the whole.
+        reader = _S3Reader(
+            lambda start: self._get(key, "blob", missing, start), self, key, f"blob sha256:{digest}"
+        )
         return io.BufferedReader(reader, CHUNK)  # type: ignore[return-value]
 
-    def _reader(self, key: str, kind: str, name: str, missing: Exception) -> _S3Reader:
-        """A resuming reader of object `key` (the `kind` "blob" or "document" called `name`); raises
-        `missing` when there is no such object."""
+    def _get(self, key: str, kind: str, missing: Exception, start: int = 0) -> tuple[Any, int]:
+        """GET object `key` from byte `start`: its streaming body and its size."""
         import botocore.exceptions as bce
 
-        def open_body(start: int) -> tuple[Any, int]:
-            # No If-Match on a resume: a blob's content is its name (a touch may change its ETag, not
-            # its bytes), and fetch_blob verifies the whole.
-            args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-            if start:
-                args["Range"] = f"bytes={start}-"
-            with self._errors(f"read {kind}", key):
-                try:
-                    response = self.client.get_object(**args)
-                except bce.ClientError as exc:
-                    code, status = _error_code(exc)
-                    if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                        raise missing from None
-                    raise
-            return response["Body"], start + int(response["ContentLength"])
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if start:
+            args["Range"] = f"bytes={start}-"
+        with self._errors(f"read {kind}", key):
+            try:
+                response = self.client.get_object(**args)
+            except bce.ClientError as exc:
+                code, status = _error_code(exc)
+                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
+                    raise missing from None
+                raise
+        return response["Body"], start + int(response["ContentLength"])
 
-        return _S3Reader(open_body, self, key, f"{kind} {name}")
+    def _gave_up(self, what: str, key: str, failures: int, exc: BaseException, where: str = "") -> StoreError:
+        return StoreError(
+            f"cannot read {what} (s3://{self.bucket}/{key}): the connection broke {failures} times in a "
+            f"row{where} ({type(exc).__name__}: {exc}). Check the network to {self._describe_endpoint()}, "
+            f"then try again."
+        )
 
     def _head(self, key: str) -> dict[str, Any] | None:
         import botocore.exceptions as bce
@@ -460,8 +468,18 @@ class S3Store(Store):
 
     def read_document(self, key: str) -> bytes:
         full = self._key(check_document_key(key))
-        with contextlib.closing(self._reader(full, "document", repr(key), KeyError(key))) as reader:
-            return reader.readall()
+        # Documents may be rewritten, so a read that breaks starts over rather than resuming (which
+        # could splice two versions); they are small.
+        for failures in itertools.count(1):
+            body, _ = self._get(full, "document", KeyError(key))
+            try:
+                with contextlib.closing(body):
+                    return body.read()
+            except _transport_errors() as exc:
+                if failures >= _READ_ATTEMPTS:
+                    raise self._gave_up(f"document {key!r}", full, failures, exc) from exc
+                _pause(failures)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def write_document(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
         import botocore.exceptions as bce

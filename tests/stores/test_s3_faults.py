@@ -111,3 +111,21 @@ def test_export_and_load_of_a_large_artifact_through_faults(
     assert proxy.cuts >= 3
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     assert open_store(s3_store_url).list_documents("") == ["bundles/digest-of/1.json"]
+
+
+def test_document_reads_start_over_when_cut(s3_store_url: str, s3_server: str) -> None:
+    data = os.urandom(2 * MIB)
+    open_store(s3_store_url).write_document("notes/big.bin", data)
+    with faulty_proxy(s3_server, fraction=0.5, seed=4) as proxy:
+        store = _through(s3_store_url, proxy.url)
+        for _ in range(5):
+            assert store.read_document("notes/big.bin") == data
+    assert proxy.cuts >= 2
+    # Documents may be rewritten, so a cut read is never resumed: cut every time, it fails, naming it.
+    with faulty_proxy(s3_server, cut_after=MIB) as proxy:
+        store = _through(s3_store_url, proxy.url)
+        with pytest.raises(
+            StoreError, match=r"cannot read document 'notes/big.bin' .*broke 5 times in a row"
+        ):
+            store.read_document("notes/big.bin")
+    assert proxy.cuts == 5
