@@ -422,16 +422,24 @@ class S3Store(Store):
             "ContentType": "application/octet-stream",
         }
         with self._errors("touch blob", key):
-            try:
-                # A copy onto itself with new metadata: a new LastModified, no data through us
-                # (boto3's managed copy uses multipart copy above 5 GB).
-                self.client.copy(source, self.bucket, key, ExtraArgs=extra)
-            except bce.ClientError as exc:
-                code, status = _error_code(exc)
-                if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
-                    return False
-                raise
-        return True
+            for failures in itertools.count(1):
+                try:
+                    # A copy onto itself with new metadata: a new LastModified, no data through us.
+                    self.client.copy(source, self.bucket, key, ExtraArgs=extra)
+                    return True
+                except bce.ClientError as exc:
+                    code, status = _error_code(exc)
+                    if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
+                        return False
+                    # botocore reports a copy's answer that broke in transit as a 500, after its own
+                    # retries; a touch is idempotent, so a few more rounds.
+                    if not (isinstance(status, int) and status >= 500) or failures >= _READ_ATTEMPTS:
+                        raise
+                except _transport_errors():
+                    if failures >= _READ_ATTEMPTS:
+                        raise
+                _pause(failures)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def list_blobs(self) -> Iterator[tuple[str, BlobStat]]:
         full_prefix = self._key("blobs/sha256/")

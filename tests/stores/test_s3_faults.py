@@ -129,3 +129,17 @@ def test_document_reads_start_over_when_cut(s3_store_url: str, s3_server: str) -
         ):
             store.read_document("notes/big.bin")
     assert proxy.cuts == 5
+
+
+def test_touches_survive_a_share_of_cut_responses(s3_store_url: str, s3_server: str) -> None:
+    """An export touches every blob it reuses (a copy onto itself, whose answer has a body to cut)."""
+    direct = open_store(s3_store_url)
+    digests = [direct.put_blob_bytes(os.urandom(n)) for n in (1000, 3 * MIB, 10 * MIB)]
+    with faulty_proxy(s3_server, fraction=0.3, seed=7) as proxy:
+        store = _through(s3_store_url, proxy.url)
+        for _ in range(20):
+            for digest in digests:
+                assert store.touch_blob(digest)
+    assert proxy.cuts >= 20
+    for digest in digests:
+        assert hashlib.sha256(direct.open_blob(digest).read()).hexdigest() == digest
