@@ -42,6 +42,7 @@ keeps its blobs; gc shrinks it to its date.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -51,7 +52,7 @@ from datetime import timedelta
 from typing import Any
 
 from satchel import _holders
-from satchel.errors import BundleNotFound
+from satchel.errors import BundleNotFound, StoreError
 from satchel.packager.bundle import REMOVED_SUFFIX, document_key, list_names, list_versions
 from satchel.packager.refs import check_name
 from satchel.packager.stores import Store
@@ -106,8 +107,11 @@ class ExportJournal:
         return new
 
     def close(self) -> None:
+        """Delete the intent document. Best effort: one left behind is removed by a gc once this
+        process has ended, and a failure here must not hide the export's own outcome."""
         if self._written:
-            self.store.delete_document(self.key)
+            with contextlib.suppress(StoreError):
+                self.store.delete_document(self.key)
             self._written = False
 
 
