@@ -49,6 +49,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from satchel import _holders
@@ -115,7 +116,7 @@ class ExportJournal:
             self._written = False
 
 
-def keep_blob(store: Store, journal: ExportJournal, path: Any, digest: str) -> str:
+def keep_blob(store: Store, journal: ExportJournal, path: Path, digest: str) -> str:
     """Store the file at `path` as blob `digest` the gc-safe way: journal it, then touch it or upload it."""
     journal.keep([digest])
     if store.touch_blob(digest):
