@@ -272,11 +272,23 @@ def list_names(store: Store) -> list[str]:
     return sorted(names)
 
 
+#: What `satchel rm` leaves of a removed version: `bundles/<name>/<version>.removed` (packager/gc.py).
+REMOVED_SUFFIX = ".removed"
+
+
 def publish(store: Store, doc: dict[str, Any]) -> BundleRef:
-    """Write a metadata document under the next free version of its name (exclusive create)."""
+    """Write a metadata document under the next free version of its name (exclusive create).
+
+    A removed version's number is never given again (its tombstone keeps it), so `name:3` names one
+    bundle or none, ever.
+    """
     name = check_name(doc["name"])
-    existing = list_versions(store, name)
-    version = (existing[-1] if existing else 0) + 1
+    used = [
+        int(stem)
+        for key in store.list_documents(f"bundles/{name}/")
+        if (stem := key.rsplit("/", 1)[-1].removesuffix(".json").removesuffix(REMOVED_SUFFIX)).isdigit()
+    ]
+    version = max(used, default=0) + 1
     for _ in range(1000):
         doc["version"] = version
         data = encode_document(doc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import getpass
 import hashlib
@@ -11,7 +12,6 @@ import os
 import pickle
 import platform
 import socket
-import tempfile
 import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,14 +25,18 @@ from satchel.core.version import __version__
 from satchel.packager import code as code_capture
 from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
+from satchel.packager.gc import ExportJournal, keep_blob
 from satchel.packager.refs import BundleRef, check_name
 from satchel.packager.resolvers import get_resolver
+from satchel.packager.scratch import scratch_dir
 from satchel.packager.stores import Store, open_store
+from satchel.packager.stores.base import sha256_file
 
 if TYPE_CHECKING:
     from satchel.packager.function import Function
     from satchel.packager.task_binding import TaskBinding
 
+SCRATCH_PREFIX = "satchel-export-"
 # What Satchel's worker needs inside every environment (it speaks Avro with fastavro).
 WORKER_REQUIREMENTS = ("fastavro>=1.9",)
 # Extra packages a logical type needs in the worker, when the interface uses it.
@@ -191,7 +195,9 @@ def _pickle_artifact(name: str, value: Any, directory: Path, recording: set[str]
     return path
 
 
-def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> list[dict[str, Any]]:
+def _task_artifacts(
+    binding: TaskBinding, target: Store, journal: ExportJournal, directory: Path
+) -> list[dict[str, Any]]:
     """Copy the chosen artifacts of a bound task into blobs (streaming, as plain pickles) and write its
     manifest; return their `artifacts` entries, the manifest's first."""
     param, task = binding.parameter, binding.task
@@ -210,7 +216,7 @@ def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> lis
             raise SatchelError(
                 f"artifact {art!r} of flow task {task.pathspec} could not be read: {type(exc).__name__}: {exc}"
             ) from exc
-        blob = target.put_blob(path, digest.hexdigest())
+        blob = keep_blob(target, journal, path, digest.hexdigest())
         size = path.stat().st_size
         path.unlink()
         blob_names[art] = blob_name
@@ -235,7 +241,7 @@ def _task_artifacts(binding: TaskBinding, target: Store, directory: Path) -> lis
     manifest_path.write_bytes(manifest)
     head = {
         "name": param,
-        "blob": target.put_blob(manifest_path),
+        "blob": keep_blob(target, journal, manifest_path, hashlib.sha256(manifest).hexdigest()),
         "size": len(manifest),
         "serializer": "satchel-task-1",
         "python_type": "satchel.flows.Task",
@@ -248,15 +254,18 @@ def export(
     fn: Function, *, name: str, store: str | None = None, progress: bool | Reporter | None = True
 ) -> BundleRef:
     """`progress`: where its stages show (core/progress.py `reporter_for`: True is rich on stderr)."""
+    check_name(name)
     with _progress.reporting(_progress.reporter_for(progress)) as reporter:
-        ref = _export(fn, name=name, store=store)
+        target = open_store(store)
+        # Every blob is journalled, then touched or uploaded, before the document names it: a concurrent
+        # `satchel gc` never collects it (packager/gc.py). The journal goes once the document is written.
+        with contextlib.closing(ExportJournal(target)) as journal:
+            ref = _export(fn, name, target, journal)
         reporter.note(f"exported {ref}")
     return ref
 
 
-def _export(fn: Function, *, name: str, store: str | None) -> BundleRef:
-    check_name(name)
-    target = open_store(store)
+def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> BundleRef:
     cache = BlobCache()
     with stage(f"interface of {name}", quiet=True):
         interface = interface_of(fn)
@@ -270,14 +279,16 @@ def _export(fn: Function, *, name: str, store: str | None) -> BundleRef:
     ):
         lock = resolver.resolve(fn.environment, runtime_requirements(interface))
 
-    with tempfile.TemporaryDirectory(prefix="satchel-export-") as tmp:
-        tmpdir = Path(tmp)
+    # Not a TemporaryDirectory: a killed export could not remove it (a pickle may be gigabytes);
+    # a scratch directory left by a dead export is removed by the next one.
+    with scratch_dir(SCRATCH_PREFIX) as tmpdir:
         files = f"{len(lock.packages)} package file{'s' if len(lock.packages) != 1 else ''}"
         mirroring = f"mirroring {files} into {target.url}"
         with stage(mirroring, total=len(lock.packages), quiet=True) as mirrored:  # quiet: all there already
+            journal.keep([pkg.sha256 for pkg in lock.packages])
             for pkg in lock.packages:
                 mirrored.advance(detail=pkg.filename)
-                if not target.has_blob(pkg.sha256):
+                if not target.touch_blob(pkg.sha256):
                     mirrored.quiet = False
                     local = cache.lookup(pkg.sha256)
                     if local is None:
@@ -291,7 +302,7 @@ def _export(fn: Function, *, name: str, store: str | None) -> BundleRef:
             recording = referred if fn.func.__module__ == "__main__" else None
             for art_name, value in sorted(fn.bound.items()):
                 path = _pickle_artifact(art_name, value, tmpdir, recording)
-                digest = target.put_blob(path)
+                digest = keep_blob(target, journal, path, sha256_file(path))
                 artifacts.append(
                     {
                         "name": art_name,
@@ -302,12 +313,12 @@ def _export(fn: Function, *, name: str, store: str | None) -> BundleRef:
                     }
                 )
             for binding in fn.tasks.values():
-                artifacts.extend(_task_artifacts(binding, target, tmpdir))
+                artifacts.extend(_task_artifacts(binding, target, journal, tmpdir))
             if referred - script_names:  # the worker unpickles them from the script's subset
                 captured = code_capture.capture(fn.func, script_names=script_names | referred)
             code_path = tmpdir / "code.zip"
             code_path.write_bytes(captured.data)
-            code_digest = target.put_blob(code_path)
+            code_digest = keep_blob(target, journal, code_path, hashlib.sha256(captured.data).hexdigest())
 
     environment = lock.to_dict()
     environment["id"] = environment.pop("env_id")

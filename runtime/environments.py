@@ -4,7 +4,8 @@ Layout under the root (default `SATCHEL_HOME/envs`):
 
     <env_id>/                      a complete environment (a venv), with `.satchel-env.json` inside
     <env_id>/.last-used            touched each time `ensure` hands the environment out
-    .building-<env_id>-<random>/   an environment being built (or left by a crash: never used)
+    .building-<env_id>-<random>/   an environment being built (or left by a killed build: never
+                                   used, and removed by the next build or prune)
     .locks/<env_id>.lock           serializes building and removing one environment
 
 An environment is built in a `.building-*` directory, its marker written last, and only then
@@ -178,10 +179,11 @@ class EnvironmentCache:
         env_dir = self.path(env_id)
         say = progress or (lambda message: None)
 
-        # Leftovers: a crashed build of this env, or a directory at the final path without a
-        # marker (never produced by us; not trusted).
+        # Leftovers: killed builds (of this env, and of any other whose lock nobody holds), or a
+        # directory at the final path without a marker (never produced by us; not trusted).
         for stale in self.root.glob(f"{BUILDING_PREFIX}{env_id}-*"):
             _rmtree(stale)
+        self._sweep_builds()
         if env_dir.exists() or env_dir.is_symlink():
             self._remove(env_dir)
 
@@ -305,9 +307,7 @@ class EnvironmentCache:
                 _rmtree(entry)
                 continue
             if name.startswith(BUILDING_PREFIX):
-                env_id = name[len(BUILDING_PREFIX) :].rsplit("-", 1)[0]
-                self._with_lock_nowait(env_id, lambda e=entry: _rmtree(e) if e.exists() else None)
-                continue
+                continue  # swept below
             if name.startswith(".") or not entry.is_dir():
                 continue
             if name in keep:
@@ -328,7 +328,19 @@ class EnvironmentCache:
 
             if self._with_lock_nowait(name, remove):
                 removed.append(name)
+        self._sweep_builds()
         return removed
+
+    def _sweep_builds(self) -> None:
+        """Remove the `.building-*` directories of builds that were killed.
+
+        A builder holds its environment's file lock from before it creates its directory until it
+        has renamed or removed it, and the kernel releases the lock when the builder dies, however
+        it dies: a directory whose lock can be taken at once belongs to no running build.
+        """
+        for entry in sorted(self.root.glob(f"{BUILDING_PREFIX}*")):
+            env_id = entry.name[len(BUILDING_PREFIX) :].rsplit("-", 1)[0]
+            self._with_lock_nowait(env_id, lambda e=entry: _rmtree(e) if e.exists() else None)
 
     def _with_lock_nowait(self, env_id: str, action: Callable[[], object]) -> object:
         """Run `action` holding `env_id`'s lock; skip it (return None) when someone else holds it."""

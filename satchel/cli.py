@@ -358,6 +358,64 @@ def env_prune(older_than: float | None, prune_all: bool) -> None:
     _out(f"removed {len(removed)} environment(s)" + (": " + ", ".join(removed) if removed else ""))
 
 
+# -- rm / gc ------------------------------------------------------------------------------------------
+
+
+@main.command(name="rm")
+@click.argument("ref", metavar="[STORE#]NAME[:VERSION]")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+@click.option("--force", is_flag=True, help="Remove it even if a deployment names it.")
+def rm_cmd(ref: str, store: str | None, force: bool) -> None:
+    """Remove a bundle version (every version, given only NAME).
+
+    Its blobs go with the next `satchel gc` once nothing else names them and the grace period has
+    passed; its version number is never given again.
+    """
+    from satchel.packager.gc import remove
+    from satchel.packager.refs import BundleRef
+    from satchel.packager.stores import open_store
+
+    parsed = BundleRef.parse(ref, default_store=store)
+    if parsed.version is None and ":" in ref.rpartition("#")[2]:
+        raise click.BadParameter(
+            f"{ref!r}: name a version number, or only NAME for every version", param_hint="REF"
+        )
+    target = open_store(parsed.store)
+    removed = remove(target, parsed.name, parsed.version, force=force)
+    for version in removed:
+        _out(f"removed {parsed.name}:{version}")
+
+
+@main.command(name="gc")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    help="Keep unreferenced blobs younger than this (30m, 1h, 2d): covers exports and loads in flight.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+def gc_cmd(store: str | None, grace: str, dry_run: bool) -> None:
+    """Delete the blobs no bundle, flow run or deployment in the store names any more."""
+    from satchel.flows.gc import format_bytes, parse_age
+    from satchel.packager.gc import gc
+    from satchel.packager.stores import open_store
+
+    target = open_store(store)
+    summary = gc(target, grace=parse_age(grace, "--grace"), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    n = len(summary.blobs_deleted)
+    line = f"{verb} {n} blob{'s' * (n != 1)}, {format_bytes(summary.bytes_freed)} from {target.url}"
+    line += f"; {summary.blobs_referenced} referenced"
+    if summary.blobs_kept_recent:
+        line += f", {summary.blobs_kept_recent} unreferenced but younger than --grace {grace} (left for a later gc)"
+    if summary.stale_intents:
+        line += f"; {len(summary.stale_intents)} record(s) of dead exports {'to remove' if dry_run else 'removed'}"
+    _out(line)
+    for digest in summary.blobs_deleted if dry_run else ():
+        _out(f"  sha256:{digest}")
+
+
 # -- doctor -------------------------------------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ def test_no_layer_imports_the_public_face(path: Path) -> None:
 
 def test_the_errors_keep_their_public_module() -> None:
     import satchel.core.errors as floor
-    import satchel.errors as public
+    import satchel.core.errors as public
 
     names = [n for n, v in vars(floor).items() if isinstance(v, type) and issubclass(v, Exception)]
     assert "RemoteError" in names and "MissingExtra" in names

@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -55,6 +56,11 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise ValueError(f"not a sha256 hex digest (64 lowercase hex digits): {digest!r}")
     return digest
+
+
+def is_digest(text: str) -> bool:
+    """Whether `text` is a sha256 hex digest (64 lowercase hex digits)."""
+    return _DIGEST.fullmatch(text) is not None
 
 
 def blob_key(digest: str) -> str:
@@ -150,6 +156,15 @@ class Store(ABC):
     @abstractmethod
     def touch_blob(self, digest: str) -> bool:
         """Set the blob's timestamp to now; False (and nothing stored) when it is absent."""
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobStat]]:
+        """Every stored blob's digest and stat, in no particular order (for garbage collection)."""
+        raise NotImplementedError(f"the {self.scheme} store cannot list its blobs")
+
+    def sweep_scratch(self, before: float) -> int:
+        """Remove the backend's own temporary files not written since `before` (POSIX time), left by
+        killed writers; return the bytes freed. Backends without temporary files have nothing to do."""
+        return 0
 
     @abstractmethod
     def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:

@@ -29,6 +29,7 @@ from satchel.packager.stores.base import (
     check_document_key,
     check_document_prefix,
     create_unique_file,
+    is_digest,
     sha256_file,
 )
 
@@ -231,6 +232,28 @@ class FileStore(Store):
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobStat]]:
+        area = self.root / "blobs" / "sha256"
+        for shard in sorted(area.iterdir()) if area.is_dir() else ():
+            for entry in sorted(shard.iterdir()) if shard.is_dir() else ():
+                if is_digest(entry.name) and entry.name[:2] == shard.name:
+                    stat = self.stat_blob(entry.name)
+                    if stat is not None:  # deleted since listed
+                        yield entry.name, stat
+
+    def sweep_scratch(self, before: float) -> int:
+        freed = 0
+        tmp_dir = self.root / TMP_DIR
+        for entry in tmp_dir.iterdir() if tmp_dir.is_dir() else ():
+            try:
+                st = entry.lstat()
+                if st.st_mtime < before and entry.is_file():
+                    entry.unlink()
+                    freed += st.st_size
+            except FileNotFoundError:  # finished meanwhile
+                continue
+        return freed
 
     def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
         # Atomic against touch_blob: the blob is first renamed out of place, then its timestamp is

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from satchel.packager.stores.base import (
     check_digest,
     check_document_key,
     check_document_prefix,
+    is_digest,
     sha256_file,
 )
 
@@ -91,26 +93,90 @@ def _error_code(exc: BaseException) -> tuple[str, int | None]:
     return code, status
 
 
-class _S3Reader(io.RawIOBase):
-    """A botocore streaming body as a raw stream whose transport errors are StoreError."""
+# A blob read whose connection breaks mid-body resumes with a ranged GET from the byte it reached;
+# it gives up after this many attempts in a row that brought no new byte.
+_READ_ATTEMPTS = 5
 
-    def __init__(self, body: Any, store: S3Store, key: str) -> None:
-        self._body = body
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a response body that broke in transit (as opposed to an answer from S3)."""
+    import botocore.exceptions as bce
+    import urllib3.exceptions
+
+    return (
+        bce.IncompleteReadError,
+        bce.ResponseStreamingError,
+        bce.ReadTimeoutError,
+        bce.ConnectionClosedError,
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def _pause(failures: int) -> None:
+    """Back off before attempt `failures` + 1 (exponential, jittered, at most 2 s)."""
+    time.sleep(min(2.0, 0.05 * 2 ** (failures - 1)) * random.uniform(0.5, 1.0))
+
+
+class _S3Reader(io.RawIOBase):
+    """A blob's body as a raw stream that resumes where it broke; other errors are StoreError.
+
+    `open_body(start)` returns (body, bytes it will deliver) for the object from byte `start`: a
+    plain GET for 0, a ranged GET after that. Nothing here is verified: `fetch_blob` checks the
+    sha256 of the whole, so a resume that splices wrong bytes cannot go unnoticed.
+    """
+
+    def __init__(
+        self, open_body: Callable[[int], tuple[Any, int]], store: S3Store, key: str, what: str
+    ) -> None:
+        self._open_body = open_body
         self._store = store
         self._key = key
+        self._what = what
+        self._body, self._size = open_body(0)
+        self._position = 0
+        self._failures = 0  # breaks in a row at the same byte
+        self._broke_at = -1
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        with self._store._errors("read", self._key):
-            data = self._body.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        return n
+        while True:
+            try:
+                if self._body is None:
+                    self._body, _ = self._open_body(self._position)
+                data = self._body.read(len(buffer))
+                if not data and self._position < self._size:  # ended early without a word
+                    raise ConnectionError("the response body ended early")
+            except StoreError:  # an answer from S3 on a resume (the blob is gone, access denied, ...)
+                raise
+            except _transport_errors() as exc:
+                self._broken(exc)
+                continue
+            except Exception as exc:
+                raise self._store._translate(exc, "read", self._key) from exc
+            n = len(data)
+            buffer[:n] = data
+            self._position += n
+            return n
+
+    def _broken(self, exc: BaseException) -> None:
+        """Drop the broken connection; raise StoreError if too many attempts in a row got nowhere."""
+        if self._body is not None:
+            with contextlib.suppress(Exception):
+                self._body.close()
+            self._body = None
+        self._failures = self._failures + 1 if self._broke_at == self._position else 1
+        self._broke_at = self._position
+        if self._failures >= _READ_ATTEMPTS:
+            where = f" at byte {self._position} of {self._size}"
+            raise self._store._gave_up(self._what, self._key, self._failures, exc, where) from exc
+        _pause(self._failures)
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._body is not None:
             with contextlib.suppress(Exception):
                 self._body.close()
         super().close()
@@ -291,18 +357,38 @@ class S3Store(Store):
         return actual
 
     def open_blob(self, digest: str) -> BinaryIO:
+        key = self._key(blob_key(digest))
+        missing = BlobNotFound(f"blob sha256:{digest} not found in {self.url}")
+        # No If-Match on a resume: a blob's content is its name (a touch may change its ETag, not its
+        # bytes), and fetch_blob verifies the whole.
+        reader = _S3Reader(
+            lambda start: self._get(key, "blob", missing, start), self, key, f"blob sha256:{digest}"
+        )
+        return io.BufferedReader(reader, CHUNK)  # type: ignore[return-value]
+
+    def _get(self, key: str, kind: str, missing: Exception, start: int = 0) -> tuple[Any, int]:
+        """GET object `key` from byte `start`: its streaming body and its size."""
         import botocore.exceptions as bce
 
-        key = self._key(blob_key(digest))
-        with self._errors("read blob", key):
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if start:
+            args["Range"] = f"bytes={start}-"
+        with self._errors(f"read {kind}", key):
             try:
-                response = self.client.get_object(Bucket=self.bucket, Key=key)
+                response = self.client.get_object(**args)
             except bce.ClientError as exc:
                 code, status = _error_code(exc)
                 if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                    raise BlobNotFound(f"blob sha256:{digest} not found in {self.url}") from None
+                    raise missing from None
                 raise
-        return io.BufferedReader(_S3Reader(response["Body"], self, key), CHUNK)  # type: ignore[return-value]
+        return response["Body"], start + int(response["ContentLength"])
+
+    def _gave_up(self, what: str, key: str, failures: int, exc: BaseException, where: str = "") -> StoreError:
+        return StoreError(
+            f"cannot read {what} (s3://{self.bucket}/{key}): the connection broke {failures} times in a "
+            f"row{where} ({type(exc).__name__}: {exc}). Check the network to {self._describe_endpoint()}, "
+            f"then try again."
+        )
 
     def _head(self, key: str) -> dict[str, Any] | None:
         import botocore.exceptions as bce
@@ -333,16 +419,40 @@ class S3Store(Store):
             "ContentType": "application/octet-stream",
         }
         with self._errors("touch blob", key):
-            try:
-                # A copy onto itself with new metadata: a new LastModified, no data through us
-                # (boto3's managed copy uses multipart copy above 5 GB).
-                self.client.copy(source, self.bucket, key, ExtraArgs=extra)
-            except bce.ClientError as exc:
-                code, status = _error_code(exc)
-                if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
-                    return False
-                raise
-        return True
+            for failures in itertools.count(1):
+                try:
+                    # A copy onto itself with new metadata: a new LastModified, no data through us.
+                    self.client.copy(source, self.bucket, key, ExtraArgs=extra)
+                    return True
+                except bce.ClientError as exc:
+                    code, status = _error_code(exc)
+                    if code in ("NoSuchKey", "404", "NotFound") or (status == 404 and code != "NoSuchBucket"):
+                        return False
+                    # botocore reports a copy's answer that broke in transit as a 500, after its own
+                    # retries; a touch is idempotent, so a few more rounds.
+                    if not (isinstance(status, int) and status >= 500) or failures >= _READ_ATTEMPTS:
+                        raise
+                except _transport_errors():
+                    if failures >= _READ_ATTEMPTS:
+                        raise
+                _pause(failures)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def list_blobs(self) -> Iterator[tuple[str, BlobStat]]:
+        full_prefix = self._key("blobs/sha256/")
+        with self._errors("list", full_prefix):
+            paginator = self.client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=full_prefix, PaginationConfig={"PageSize": self._page_size}
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    shard, _, digest = obj["Key"][len(full_prefix) :].partition("/")
+                    if is_digest(digest) and shard == digest[:2]:
+                        yield (
+                            digest,
+                            BlobStat(size=int(obj["Size"]), modified=obj["LastModified"].timestamp()),
+                        )
 
     def delete_blob(self, digest: str, *, unless_touched_since: float | None = None) -> bool:
         # S3 has no atomic "delete if not modified since": the timestamp is read, then the object
@@ -362,19 +472,19 @@ class S3Store(Store):
     # -- documents --------------------------------------------------------------------------------
 
     def read_document(self, key: str) -> bytes:
-        import botocore.exceptions as bce
-
         full = self._key(check_document_key(key))
-        with self._errors("read document", full):
+        # Documents may be rewritten, so a read that breaks starts over rather than resuming (which
+        # could splice two versions); they are small.
+        for failures in itertools.count(1):
+            body, _ = self._get(full, "document", KeyError(key))
             try:
-                response = self.client.get_object(Bucket=self.bucket, Key=full)
-            except bce.ClientError as exc:
-                code, status = _error_code(exc)
-                if code in ("NoSuchKey", "404") or (status == 404 and code != "NoSuchBucket"):
-                    raise KeyError(key) from None
-                raise
-            with contextlib.closing(response["Body"]) as body:
-                return body.read()
+                with contextlib.closing(body):
+                    return body.read()
+            except _transport_errors() as exc:
+                if failures >= _READ_ATTEMPTS:
+                    raise self._gave_up(f"document {key!r}", full, failures, exc) from exc
+                _pause(failures)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def write_document(self, key: str, data: bytes, *, exclusive: bool = False) -> bool:
         import botocore.exceptions as bce

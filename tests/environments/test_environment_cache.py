@@ -19,6 +19,7 @@ from satchel.packager.blobcache import BlobCache
 from satchel.packager.resolvers.base import Lock, LockedPackage
 from satchel.packager.resolvers.uv import UvResolver
 from satchel.runtime.environments import LAST_USED, MARKER, EnvironmentCache, python_path
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -313,3 +314,75 @@ def test_prune_skips_environments_being_built(home: Path) -> None:
     assert (root / ("e" * 32)).exists() and building.exists()
     assert cache.prune(older_than=timedelta(days=1)) == ["e" * 32]
     assert not building.exists()
+
+
+KILLED_BUILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from satchel.packager.blobcache import BlobCache
+    from satchel.packager.resolvers.base import Lock
+    from satchel.packager.resolvers.uv import UvResolver
+    from satchel.runtime.environments import EnvironmentCache
+
+    lock_file, root, blobs, ready = sys.argv[1:5]
+    materialize = UvResolver.materialize
+
+    def materialize_then_hang(self, lock, files, dest, interpreter):
+        materialize(self, lock, files, dest, interpreter)  # a full venv in .building-*, then killed
+        Path(ready).touch()
+        time.sleep(600)
+
+    UvResolver.materialize = materialize_then_hang
+    cache = BlobCache(Path(blobs))
+    lock = Lock.from_dict(json.loads(Path(lock_file).read_text()))
+    EnvironmentCache(Path(root)).ensure(lock, lambda package: cache.path(package.sha256))
+    """
+)
+
+
+def test_a_killed_build_is_swept_by_the_next_build_of_any_environment(
+    home: Path, lock: Lock, blobs: BlobCache, tmp_path: Path
+) -> None:
+    root = home / "envs-killed"
+    lock_file, ready = tmp_path / "lock.json", tmp_path / "ready"
+    lock_file.write_text(json.dumps(lock.to_dict()))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(lock_file), str(root), str(blobs.root), str(ready)], cwd=REPO
+    )
+    try:
+        wait_until(lambda: ready.exists() or proc.poll() is not None, 300, "the build to materialize")
+        assert proc.poll() is None, "the builder exited before it was killed"
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = [p for p in root.iterdir() if p.name.startswith(f".building-{lock.env_id}-")]
+    assert len(killed) == 1 and (killed[0] / "pyvenv.cfg").is_file()
+    # A build in progress elsewhere: its lock is held, so its directory is left alone.
+    busy = root / f".building-{'f' * 32}-0123456789ab"
+    busy.mkdir()
+    cache = EnvironmentCache(root)
+    held = cache._file_lock("f" * 32)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import filelock, sys; held = filelock.FileLock({str(held.lock_file)!r}); held.acquire(); "
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        other = Lock(resolver="uv", python="3.11", platform=interpreters.machine_platform(), packages=())
+        assert other.env_id != lock.env_id
+        cache.ensure(other, lambda package: Path("/nonexistent"))
+    finally:
+        holder.communicate("")
+    assert not killed[0].exists()
+    assert busy.exists()
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".locks")) == sorted(
+        [other.env_id, busy.name]
+    )
