@@ -35,7 +35,7 @@ the machines and the store differing, and loads that read a document just before
 Temporary files a killed writer left in a file store's `.tmp/` go too, once untouched for the grace
 period (and at least 10 minutes).
 
-An intent document whose export has died (its process is gone, per satchel._holders) or that is older
+An intent document whose export has died (its process is gone, per satchel.core.identity) or that is older
 than a week is not honoured, and gc deletes it. A tombstone older than the grace period no longer
 keeps its blobs; gc shrinks it to its date.
 """

@@ -1,6 +1,6 @@
 """Scratch directories for work that may be killed (an export's artifact pickles, downloaded wheels).
 
-Each records the process that made it (satchel._holders); making one first removes those of this
+Each records the process that made it (satchel.core.identity); making one first removes those of this
 machine whose maker is no longer running, so a killed export leaves its (possibly huge) files behind
 only until the next export. A directory whose maker runs, runs elsewhere or cannot be told is kept.
 """

@@ -1,8 +1,9 @@
 """Satchel: pack a function with its artifacts and a locked environment; call it anywhere.
 
-The public face: re-exports the names users type. Imports lazily, so `import satchel` stays cheap
-and the worker (which ships only part of the package) can import `satchel.errors` and
-`satchel.bindings` without the rest.
+The public face: re-exports the names users type, lazily, so `import satchel` stays cheap (every
+`satchel.<layer>` import runs this module first). It also tells the floor how to draw progress for a
+person (rich, satchel/_ui.py). No layer imports it; in a worker, the kit ships runtime/worker/face.py
+in its place.
 """
 
 from __future__ import annotations

@@ -23,6 +23,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["SATCHEL_HOME"] = str(home)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that start a Ray cluster (test_ray*.py) are marked `ray`: scripts/test.sh runs them in a run of
+    # their own, so Ray's node and Serve do not start on a machine the rest of the suite keeps busy.
+    for item in items:
+        if item.path.name.startswith("test_ray"):
+            item.add_marker(pytest.mark.ray)
+
+
 @pytest.fixture
 def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh local store, also made the default store."""

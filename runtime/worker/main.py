@@ -2,8 +2,8 @@
 
 The call loop (deadlines, cancellation) is `server.Server`.
 
-Runs with the bundle environment's interpreter. Imports only the standard library, `satchel.errors`,
-`satchel.bindings` and the worker's runtime requirements (fastavro); and `satchel.flows.task` (through the
+Runs with the bundle environment's interpreter. Imports only the standard library, the floor
+(`satchel.core`), `satchel.bindings` and the worker's runtime requirements (fastavro); and `satchel.flows.task` (through the
 kit's `satchel.flows` stand-in, `flows_shim`) when a parameter is bound to a flow task. Python 3.9+.
 """
 
