@@ -15,7 +15,7 @@ from satchel.bindings.proto.satchel.v1 import functions_pb2 as pb
 from satchel.bindings.proto.satchel.v1 import functions_pb2_grpc as pb_grpc
 
 from ..hosting import Hosting
-from ..options import DEFAULT_DRAIN_TIMEOUT
+from ..options import DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOST
 from .auth import BearerAuthInterceptor
 from .service import FunctionsService
 
@@ -70,7 +70,7 @@ class GrpcServer:
 
 
 async def start_grpc_server(
-    hosting: Hosting, *, host: str = "127.0.0.1", port: int = 0, drain: Drain | None = None
+    hosting: Hosting, *, host: str = DEFAULT_HOST, port: int = 0, drain: Drain | None = None
 ) -> GrpcServer:
     """Start serving `hosting` over gRPC on the running event loop, at host:port (0 picks a free port).
     `drain`: the REST app's drain state (serving/drain.py), which gRPC calls then join (see FunctionsService)."""
