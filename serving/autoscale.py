@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .options import DEFAULT_SCALE_DOWN_AFTER
+
 if TYPE_CHECKING:
     from .hosting import Hosting
 
 log = logging.getLogger("satchel.serving.autoscale")
 
 DEFAULT_INTERVAL = 0.25  # seconds between two looks at the pools
-DEFAULT_SCALE_DOWN_AFTER = 60.0
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,40 @@ from pathlib import Path
 import click
 
 from .backends import backend_names
-from .deploy.registry import DEFAULT_LEASE
+from .options import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HOST,
+    DEFAULT_JOB_TTL,
+    DEFAULT_LEASE,
+    DEFAULT_MAX_BODY,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_PORT,
+    DEFAULT_SCALE_DOWN_AFTER,
+    DEFAULT_WORKERS,
+    FIELDS,
+    LOCAL_BACKEND,
+    OptionError,
+    ServeOptions,
+    human_size,
+)
 
 
 @click.command("serve")
 @click.argument("refs", nargs=-1)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int, help="REST port.")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="REST port.")
 @click.option(
     "--grpc-port",
     type=click.IntRange(min=0),
     default=None,
     help="Also serve gRPC (satchel.v1.Functions, health, reflection) on this port; 0 picks a free one.",
 )
-@click.option("--workers", default="1:4", show_default=True, help="Workers per function: N or MIN:MAX.")
+@click.option(
+    "--workers",
+    default=f"{DEFAULT_WORKERS[0]}:{DEFAULT_WORKERS[1]}",
+    show_default=True,
+    help="Workers per function: N or MIN:MAX.",
+)
 @click.option("--max-pending", type=int, default=None, help="Calls allowed to wait for a worker (then 429).")
 @click.option(
     "--token-file",
@@ -31,7 +51,7 @@ from .deploy.registry import DEFAULT_LEASE
 @click.option(
     "--backend",
     type=click.Choice(backend_names()),
-    default="local",
+    default=LOCAL_BACKEND,
     show_default=True,
     help="local: this process; ray: Ray Serve deployments autoscaled by Ray (extra satchel[ray]).",
 )
@@ -56,7 +76,11 @@ from .deploy.registry import DEFAULT_LEASE
 )
 @click.option("--store", "-s", help="Store holding the deployment registry (default: $SATCHEL_STORE).")
 @click.option(
-    "--poll-interval", type=float, default=2.0, show_default=True, help="Seconds between registry polls."
+    "--poll-interval",
+    type=float,
+    default=DEFAULT_POLL_INTERVAL,
+    show_default=True,
+    help="Seconds between registry polls.",
 )
 @click.option(
     "--claim-lease",
@@ -68,7 +92,7 @@ from .deploy.registry import DEFAULT_LEASE
 @click.option(
     "--scale-down-after",
     type=click.FloatRange(min=0),
-    default=60.0,
+    default=DEFAULT_SCALE_DOWN_AFTER,
     show_default=True,
     help="Seconds a worker stays idle before autoscaling stops it (down to MIN of --workers).",
 )
@@ -82,20 +106,20 @@ from .deploy.registry import DEFAULT_LEASE
 @click.option(
     "--job-ttl",
     type=click.FloatRange(min=0),
-    default=3600.0,
+    default=DEFAULT_JOB_TTL,
     show_default=True,
     help="Seconds the result of a finished async job is kept.",
 )
 @click.option(
     "--max-body",
-    default="64MiB",
+    default=human_size(DEFAULT_MAX_BODY),
     show_default=True,
     help="Largest request body accepted (bytes, or 32MB, 64MiB); larger ones get 413.",
 )
 @click.option(
     "--drain-timeout",
     type=click.FloatRange(min=0),
-    default=30.0,
+    default=DEFAULT_DRAIN_TIMEOUT,
     show_default=True,
     help="On SIGTERM, seconds to let in-flight requests finish (new ones get 503) before stopping.",
 )
@@ -124,62 +148,57 @@ def serve_command(
     """Host functions as REST endpoints: POST /v1/functions/NAME:invoke, /docs, /metrics (and over gRPC,
     satchel.v1.Functions, with --grpc-port)."""
     from .extras import require_serving
-    from .server import parse_workers, serve
+    from .server import serve
 
     require_serving(backend, grpc=grpc_port is not None)
     if not refs and not deployments:
         raise click.UsageError("give at least one REF to serve, or --deployment NAME")
-    if not poll_interval > 0:
-        raise click.BadParameter("must be a positive number of seconds", param_hint="--poll-interval")
-    if not claim_lease > 0:
-        raise click.BadParameter("must be a positive number of seconds", param_hint="--claim-lease")
-    if replica_cpus is not None and backend != "ray":
-        raise click.BadParameter("applies to --backend ray only", param_hint="--replica-cpus")
-
-    try:
-        parse_workers(workers)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--workers") from None
     overrides = {}
     for item in function_workers:
         name, sep, spec = item.partition("=")
-        try:
-            if not sep or not name:
-                raise ValueError(f"{item!r}: expected NAME=N or NAME=MIN:MAX")
-            parse_workers(spec)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--function-workers") from None
+        if not sep or not name:
+            raise click.BadParameter(
+                f"{item!r}: expected NAME=N or NAME=MIN:MAX", param_hint="--function-workers"
+            )
         overrides[name] = spec
-    from .rest.limits import parse_size
-
-    try:
-        max_body_bytes = parse_size(max_body)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--max-body") from None
     token = None
     if token_file is not None:
         token = token_file.read_text().strip()
         if not token:
             raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
-    serve(
-        list(refs),
-        host=host,
-        port=port,
-        workers=workers,
-        max_pending=max_pending,
-        token=token,
-        debug=debug,
-        backend=backend,
-        address=ray_address,
-        deployments=list(deployments),
-        store=store,
-        poll_interval=poll_interval,
-        claim_lease=claim_lease,
-        scale_down_after=scale_down_after,
-        job_ttl=job_ttl,
-        function_workers=overrides or None,
-        max_body_bytes=max_body_bytes,
-        drain_timeout=drain_timeout,
-        grpc_port=grpc_port,
-        replica_cpus=replica_cpus,
-    )
+    try:
+        options = ServeOptions(
+            host=host,
+            port=port,
+            workers=workers,
+            max_pending=max_pending,
+            token=token,
+            debug=debug,
+            backend=backend,
+            address=ray_address,
+            function_workers=overrides,
+            scale_down_after=scale_down_after,
+            job_ttl=job_ttl,
+            max_body_bytes=max_body,
+            drain_timeout=drain_timeout,
+            grpc_port=grpc_port,
+            replica_cpus=replica_cpus,
+            deployments=deployments,
+            store=store,
+            poll_interval=poll_interval,
+            claim_lease=claim_lease,
+        )
+        options.check_backend()
+    except OptionError as exc:
+        raise click.BadParameter(str(exc), param_hint=_FLAGS.get(exc.option, exc.option)) from None
+    serve(list(refs), options)
+
+
+#: The flag of each ServeOptions field whose name differs from it.
+_FLAGS = {
+    "address": "--ray-address",
+    "token": "--token-file",
+    "max_body_bytes": "--max-body",
+    "deployments": "--deployment",
+}
+_FLAGS.update({f: "--" + f.replace("_", "-") for f in FIELDS if f not in _FLAGS})

@@ -14,9 +14,9 @@ import time
 import uvicorn
 from starlette.responses import JSONResponse
 
+from .options import DEFAULT_DRAIN_TIMEOUT
 from .problems import RETRY_AFTER_SECONDS, HttpProblem, problem_response
 
-DEFAULT_DRAIN_TIMEOUT = 30.0
 _PROBES = frozenset({"/healthz", "/metrics"})
 
 

@@ -17,6 +17,7 @@ from satchel.runtime.proxy import LoadedFunction
 from .hosted import HostedFunction
 from .jobs import Jobs
 from .metrics import Metrics
+from .options import APP_DEFAULTS, ServeOptions
 
 
 @dataclass
@@ -41,43 +42,42 @@ class Hosting:
     def of(
         cls,
         functions: Mapping[str, LoadedFunction] | Iterable[str],
-        *,
-        workers: int | tuple[int, int] | str = 1,
-        max_pending: int | None = None,
-        token: str | None = None,
-        debug: bool = False,
-        job_ttl: float = 3600.0,
-        scale_down_after: float = 60.0,
-        function_workers: Mapping[str, int | tuple[int, int] | str] | None = None,
-        later: Iterable[str] = (),
+        options: ServeOptions | None = None,
+        **kwargs: Any,
     ) -> Hosting:
         """A mapping name -> LoadedFunction (the caller keeps and closes them), or bundle references,
         loaded here (named by their bundle names) with MIN `workers`, autoscaled up to MAX (idle ones stop
         after `scale_down_after` seconds), and closed by `close()`. `function_workers`: MIN:MAX of some
-        functions by name (served now, or `later`: deployments), overriding `workers`."""
+        functions by name (served now, or later: `deployments`), overriding `workers`. `options`, or its
+        fields as keywords (ServeOptions; unless given, `workers` is APP_WORKERS here)."""
+        options = ServeOptions.of(APP_DEFAULTS if options is None else options, **kwargs)
         owned: list[LoadedFunction] = []
         if isinstance(functions, Mapping):
             loaded = dict(functions)
         else:
             from .server import load_all
 
-            loaded = load_all(list(functions), workers=workers, max_pending=max_pending)
+            loaded = load_all(list(functions), workers=options.workers, max_pending=options.max_pending)
             owned = list(loaded.values())
         hosted = {name: HostedFunction.of(name, fn) for name, fn in loaded.items()}
         hosting = cls(
-            functions=hosted, debug=debug, token=token, owned=owned, jobs=Jobs(keep_seconds=job_ttl)
+            functions=hosted,
+            debug=options.debug,
+            token=options.token,
+            owned=owned,
+            jobs=Jobs(keep_seconds=options.job_ttl),
         )
         if not isinstance(functions, Mapping):  # ours (and deployments' later) to scale
             from .autoscale import Autoscaler, Policy
-            from .server import parse_workers
 
+            scale_down_after = options.scale_down_after
             try:
-                low, high = parse_workers(workers)
+                low, high = options.workers
                 policies = {}
-                for name, spec in (function_workers or {}).items():
-                    if name not in hosted and name not in set(later):
+                for name, pair in options.function_workers.items():
+                    if name not in hosted and name not in options.deployments:
                         raise ValueError(f"function_workers names {name!r}, which is not served here")
-                    policies[name] = Policy(*parse_workers(spec), scale_down_after=scale_down_after)
+                    policies[name] = Policy(*pair, scale_down_after=scale_down_after)
                     if name in hosted:
                         hosted[name].fn.scale(policies[name].min_workers)
             except BaseException:

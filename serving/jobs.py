@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from satchel.core.errors import FunctionClosed, Overloaded
 from satchel.runtime.proxy import call_started
 
+from .options import DEFAULT_JOB_TTL
+
 if TYPE_CHECKING:
     from .hosted import HostedFunction
 
@@ -56,7 +58,7 @@ class Jobs:
     def __init__(
         self,
         *,
-        keep_seconds: float = 3600.0,
+        keep_seconds: float = DEFAULT_JOB_TTL,
         max_jobs: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:

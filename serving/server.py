@@ -9,9 +9,11 @@ from satchel.core import settings
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 from satchel.runtime.proxy import LoadedFunction
 
-from .deploy.registry import DEFAULT_LEASE
 from .extras import require_serving
 from .logs import configure_logging
+from .options import LOCAL_BACKEND, ServeOptions, Workers, parse_workers
+
+__all__ = ["banner", "load_all", "parse_workers", "serve", "serving_transport"]
 
 
 #: Hosted functions talk to their workers over pipes: the gateways await replies on the event loop itself
@@ -20,25 +22,8 @@ def serving_transport() -> str:
     return settings.raw("SATCHEL_TRANSPORT") or "pipe"
 
 
-def parse_workers(workers: int | tuple[int, int] | str) -> tuple[int, int]:
-    """(min, max) from 3, (1, 4) or "1:4"; ValueError otherwise."""
-    if isinstance(workers, str):
-        low, sep, high = workers.partition(":")
-        try:
-            pair = (int(low), int(high if sep else low))
-        except ValueError:
-            raise ValueError(f"workers {workers!r}: expected N or MIN:MAX") from None
-    elif isinstance(workers, int):
-        pair = (workers, workers)
-    else:
-        pair = (int(workers[0]), int(workers[1]))
-    if pair[0] < 0 or pair[1] < 1 or pair[0] > pair[1]:
-        raise ValueError(f"workers {workers!r}: need 0 <= MIN <= MAX and MAX >= 1")
-    return pair
-
-
 def load_all(
-    refs: list[str], *, workers: int | tuple[int, int] | str = 1, max_pending: int | None = None
+    refs: list[str], *, workers: Workers = 1, max_pending: int | None = None
 ) -> dict[str, LoadedFunction]:
     """Load each reference, named by its bundle name, with MIN workers (an Autoscaler grows them to MAX)."""
     from satchel.runtime.load import load
@@ -65,97 +50,41 @@ def load_all(
     return loaded
 
 
-def serve(
-    refs: list[str],
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int | tuple[int, int] | str = (1, 4),
-    max_pending: int | None = None,
-    token: str | None = None,
-    debug: bool = False,
-    backend: str = "local",
-    address: str | None = None,
-    deployments: list[str] | tuple[str, ...] = (),
-    store: str | None = None,
-    poll_interval: float = 2.0,
-    scale_down_after: float = 60.0,
-    job_ttl: float = 3600.0,
-    function_workers: dict[str, int | tuple[int, int] | str] | None = None,
-    max_body_bytes: int | str = 64 * 1024 * 1024,
-    drain_timeout: float = 30.0,
-    grpc_port: int | None = None,
-    replica_cpus: float | None = None,
-    claim_lease: float = DEFAULT_LEASE,
-    **uvicorn_options: Any,
-) -> None:
+def serve(refs: list[str], options: ServeOptions | None = None, **kwargs: Any) -> None:
     """Host `refs` over REST until interrupted (Ctrl-C drains in-flight requests, then stops the workers).
-    `backend="ray"`: as Ray Serve deployments on the Ray cluster at `address` (see serving/backends/ray.py).
-    Request bodies over `max_body_bytes` (bytes, or "32MB", "64MiB") get 413. On SIGTERM / Ctrl-C the server
-    drains (drain.py): /readyz and new requests answer 503 while in-flight ones finish, for at most
-    `drain_timeout` seconds. Traces export as $SATCHEL_TRACE_EXPORTER / $OTEL_TRACES_EXPORTER say (tracing.py).
-    `grpc_port` (0: any free port, logged): also serve gRPC (serving/grpc/) on `host`, same process.
-    `replica_cpus` (cluster backends): CPUs reserved per function replica (None: the backend's default).
-    `claim_lease`: seconds without a heartbeat after which another machine's server takes over a deployment
-    candidate whose auditing server went silent (serving/deploy/watcher.py)."""
-    require_serving(backend, grpc=grpc_port is not None)
-    if deployments and backend != "local":
-        raise ValueError(f"deployments are watched by the local backend only, not backend={backend!r}")
-    if grpc_port is not None and backend != "local":
-        raise ValueError(f"gRPC is served by the local backend only, not backend={backend!r}")
-    if replica_cpus is not None and backend == "local":
-        raise ValueError("replica_cpus applies to a cluster backend (backend='ray'), not backend='local'")
-    if backend != "local":
-        from .backends import ServeOptions, get_backend
-        from .rest.limits import parse_size
 
-        options = ServeOptions(
-            host=host,
-            port=port,
-            workers=parse_workers(workers),
-            max_pending=max_pending,
-            token=token,
-            debug=debug,
-            address=address,
-            function_workers={name: parse_workers(w) for name, w in (function_workers or {}).items()},
-            scale_down_after=scale_down_after,
-            job_ttl=job_ttl,
-            max_body_bytes=parse_size(max_body_bytes),
-            **({} if replica_cpus is None else {"replica_cpus": replica_cpus}),
-        )
-        _serve_on(get_backend(backend), refs, options)
+    `options`, or its fields as keywords (ServeOptions, serving/options.py: each option and its default);
+    other keywords go to `uvicorn.Config`. `backend="ray"`: as Ray Serve deployments on the Ray cluster at
+    `address` (see serving/backends/ray.py). Request bodies over `max_body_bytes` (bytes, or "32MB",
+    "64MiB") get 413. On SIGTERM / Ctrl-C the server drains (drain.py): /readyz and new requests answer 503
+    while in-flight ones (REST and gRPC) finish, for at most `drain_timeout` seconds. Traces export as
+    $SATCHEL_TRACE_EXPORTER / $OTEL_TRACES_EXPORTER say (tracing.py). `grpc_port` (0: any free port,
+    logged): also serve gRPC (serving/grpc/) on `host`, same process. `replica_cpus` (cluster backends):
+    CPUs reserved per function replica. `claim_lease`: seconds without a heartbeat after which another
+    machine's server takes over a deployment candidate whose auditing server went silent
+    (serving/deploy/watcher.py)."""
+    fields, uvicorn_options = ServeOptions.split(kwargs)
+    options = ServeOptions.of(options, **fields)
+    require_serving(options.backend, grpc=options.grpc_port is not None)
+    options.check_backend()
+    if options.backend != LOCAL_BACKEND:
+        from .backends import get_backend
+
+        _serve_on(get_backend(options.backend), refs, options)
         return
     import uvicorn
 
     from .app import create_app
     from .drain import DrainingServer
-    from .rest.limits import parse_size
     from .tracing import configure_tracing
 
-    configure_logging(debug)
+    configure_logging(options.debug)
     configure_tracing()
-    max_body = parse_size(max_body_bytes)
-    app = create_app(
-        refs,
-        workers=workers,
-        max_pending=max_pending,
-        token=token,
-        debug=debug,
-        deployments=deployments,
-        store=store,
-        poll_interval=poll_interval,
-        claim_lease=claim_lease,
-        scale_down_after=scale_down_after,
-        job_ttl=job_ttl,
-        function_workers=function_workers,
-        max_body_bytes=max_body,
-        grpc_port=grpc_port,
-        grpc_host=host,
-        grpc_grace=drain_timeout,
-    )
+    app = create_app(refs, options)
     uvicorn_options.setdefault("access_log", False)  # ours is JSON, with the request id
     uvicorn_options.setdefault("log_level", "info")
-    config = uvicorn.Config(app, host=host, port=port, **uvicorn_options)
+    config = uvicorn.Config(app, host=options.host, port=options.port, **uvicorn_options)
+    deployments = options.deployments
 
     class Announcing(DrainingServer):
         async def startup(self, sockets: Any = None) -> None:
@@ -165,9 +94,9 @@ def serve(
                 state = app.state
                 functions = [*sorted(state.functions), *(d for d in deployments if d not in state.functions)]
                 grpc = getattr(state, "grpc_port", None)
-                print(banner(functions, host, bound, grpc), file=sys.stderr, flush=True)
+                print(banner(functions, options.host, bound, grpc), file=sys.stderr, flush=True)
 
-    Announcing(config, drain_timeout=drain_timeout).run()
+    Announcing(config, drain_timeout=options.drain_timeout).run()
 
 
 def banner(functions: list[str], host: str, port: int, grpc_port: int | None = None) -> str:
@@ -183,7 +112,7 @@ def banner(functions: list[str], host: str, port: int, grpc_port: int | None = N
     return "\n".join(lines)
 
 
-def _serve_on(backend: Any, refs: list[str], options: Any) -> None:
+def _serve_on(backend: Any, refs: list[str], options: ServeOptions) -> None:
     """Start `backend`, then wait for Ctrl-C (or SIGTERM) and stop it."""
     import signal
     import threading

@@ -21,6 +21,7 @@ from typing import Any
 from satchel.core.extras import needs_extra
 from satchel.runtime.pool import DEFAULT_MAX_PENDING
 
+from ..options import DEFAULT_REPLICA_CPUS, DEFAULT_SCALE_DOWN_AFTER
 from .base import Backend, ServeOptions
 
 with needs_extra("ray", "the ray serving backend"):
@@ -141,13 +142,10 @@ class Gateway:
         functions = {
             name: ServeFunction(name, ref, handle) for name, (ref, handle) in self._functions.items()
         }
-        limits = {} if options.max_body_bytes is None else {"max_body_bytes": options.max_body_bytes}
-        return create_app(
-            functions, token=options.token, debug=options.debug, job_ttl=options.job_ttl, **limits
-        )
+        return create_app(functions, options)  # functions of its own: `workers` and autoscaling are Ray's
 
 
-def _scaling(workers: tuple[int, int], scale_down_after: float = 60.0) -> dict[str, Any]:
+def _scaling(workers: tuple[int, int], scale_down_after: float = DEFAULT_SCALE_DOWN_AFTER) -> dict[str, Any]:
     """Replicas of a function deployment: a fixed number, or Ray Serve's autoscaling between MIN and MAX
     on ongoing requests (up after a second of load, down after `scale_down_after` idle seconds)."""
     low, high = workers
@@ -165,13 +163,6 @@ def _scaling(workers: tuple[int, int], scale_down_after: float = 60.0) -> dict[s
     }
 
 
-def _replica_cpus(value: object) -> float:
-    """`ServeOptions.replica_cpus`, checked: a number of CPUs >= 0 (0: placed anywhere, reserves none)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise ValueError(f"replica_cpus {value!r}: expected a number of CPUs >= 0, like 1 or 0.25")
-    return float(value)
-
-
 class RayBackend(Backend):
     """Serves on the Ray cluster at `options.address` (default: `RAY_ADDRESS`, else a local Ray started
     here and stopped by `stop()`; a Ray this process already joined is used as is)."""
@@ -183,7 +174,8 @@ class RayBackend(Backend):
     def start(self, refs: list[str], options: ServeOptions) -> str:
         from satchel.packager.bundle import read_bundle
 
-        replica_cpus = _replica_cpus(options.replica_cpus)
+        # checked by ServeOptions: a number of CPUs >= 0 (0: placed anywhere, reserves none)
+        replica_cpus = float(DEFAULT_REPLICA_CPUS if options.replica_cpus is None else options.replica_cpus)
         functions: dict[str, str] = {}
         for ref in refs:
             name = read_bundle(ref)[0].name

@@ -31,12 +31,12 @@ from satchel.runtime.proxy import LoadedFunction
 
 from ..hosted import HostedFunction
 from ..hosting import Hosting
+from ..options import DEFAULT_POLL_INTERVAL
 from . import registry as reg
 from .audits import run_audits
 
 log = logging.getLogger("satchel.serving.deployments")
 
-DEFAULT_POLL_INTERVAL = 2.0
 #: How long a replaced version stays open for requests that looked it up just before the swap (and may
 #: still be reading their bodies), before its waiting calls are drained and it is closed.
 RETIRE_GRACE = 5.0

@@ -15,6 +15,7 @@ from satchel.bindings.proto.satchel.v1 import functions_pb2 as pb
 from satchel.bindings.proto.satchel.v1 import functions_pb2_grpc as pb_grpc
 
 from ..hosting import Hosting
+from ..options import DEFAULT_DRAIN_TIMEOUT, DEFAULT_HOST
 from .auth import BearerAuthInterceptor
 from .service import FunctionsService
 
@@ -25,7 +26,6 @@ log = logging.getLogger("satchel.serving.grpc")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Functions"].full_name  # "satchel.v1.Functions"
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-DEFAULT_GRACE_SECONDS = 10.0
 
 
 class FunctionHealth(HealthServicer):
@@ -63,14 +63,14 @@ class GrpcServer:
     def address(self) -> str:
         return _address(self.host, self.port)
 
-    async def stop(self, grace: float | None = DEFAULT_GRACE_SECONDS) -> None:
+    async def stop(self, grace: float | None = DEFAULT_DRAIN_TIMEOUT) -> None:
         """Drain: health turns NOT_SERVING, new RPCs are refused, in-flight ones get `grace` seconds."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 
 
 async def start_grpc_server(
-    hosting: Hosting, *, host: str = "127.0.0.1", port: int = 0, drain: Drain | None = None
+    hosting: Hosting, *, host: str = DEFAULT_HOST, port: int = 0, drain: Drain | None = None
 ) -> GrpcServer:
     """Start serving `hosting` over gRPC on the running event loop, at host:port (0 picks a free port).
     `drain`: the REST app's drain state (serving/drain.py), which gRPC calls then join (see FunctionsService)."""

@@ -7,51 +7,14 @@ the limit: the routes read bodies through `receive`, which then raises the 413 p
 
 from __future__ import annotations
 
-import re
-
+from ..options import DEFAULT_MAX_BODY, human_size, parse_size
 from ..problems import HttpProblem, problem_response
 
-DEFAULT_MAX_BODY = 64 * 1024 * 1024
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str | int) -> int:
-    """Bytes from 1048576, "32MB" (decimal units: kB, MB, GB) or "64MiB" (binary: KiB, MiB, GiB)."""
-    if isinstance(text, int):
-        value = text
-    else:
-        match = _SIZE.match(text)
-        unit = match.group(2).lower() if match else ""
-        if match is None or unit not in _UNITS:
-            raise ValueError(f"size {text!r}: expected a number of bytes with an optional unit (32MB, 64MiB)")
-        value = int(float(match.group(1)) * _UNITS[unit])
-    if value < 1:
-        raise ValueError(f"size {text!r}: must be at least 1 byte")
-    return value
-
-
-def _human(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor} {unit}"
-    return f"{size} bytes"
+__all__ = ["DEFAULT_MAX_BODY", "BodyLimit", "parse_size"]
 
 
 def _limit_text(limit: int) -> str:
-    human = _human(limit)
+    human = human_size(limit, sep=" ")
     return human if human.endswith(" bytes") else f"{human} ({limit} bytes)"
 
 
