@@ -356,12 +356,14 @@ def _tuple_record(specs: list, expected: str) -> Converter:
 
 
 def to_null(value: Any) -> Any:
+    """The null datum of None (the converter of "null"; jsonform checks null datums with it too)."""
     if value is None:
         return None
     raise fail("None", value)
 
 
 def to_boolean(value: Any) -> Any:
+    """The boolean datum of a bool or numpy.bool_."""
     if value is True or value is False:
         return value
     if _is_numpy_bool(value):
@@ -394,6 +396,7 @@ def _float(value: Any) -> Any:
 
 
 def to_string(value: Any) -> Any:
+    """The string datum of a str (a str subclass becomes a plain str)."""
     if type(value) is str:
         return value
     if isinstance(value, str):
@@ -456,6 +459,8 @@ def _enum(node: Node) -> Converter:
 
 
 def to_timestamp(unit: int) -> Converter:
+    """The converter of datetimes to timestamp-micros (`unit` 1) or -millis (1000) longs."""
+
     def convert(value: Any) -> Any:
         if not isinstance(value, datetime.datetime):
             raise fail("datetime", value)
@@ -967,6 +972,7 @@ def _default_json(node: Node, datum: Any) -> Any:
 
 
 def default_datum(node: Node, value: Any) -> Any:
+    """The datum of `value`, a default of `node` in Avro's JSON encoding. ValueError if malformed."""
     kind = node.type
     if kind == "union":
         if not node.branches:
