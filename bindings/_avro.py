@@ -3,8 +3,8 @@
 `parse(schema)` turns an Avro schema (the JSON-able dict/list/str form) into a graph of `Node`s in
 which every named-type reference points at the node of its definition (so recursive types are
 cycles). The converters in `convert.py` and `jsonform.py` are built by walking that graph once, each
-by a `MemoBuilder` (one function per named type, recursive ones too). `logical_kind(node)` says which
-of the logical types Satchel understands a node has.
+by a `walker.SchemaWalker` (one function per named type, recursive ones too). `logical_kind(node)`
+says which of the logical types Satchel understands a node has.
 
 Standard library and `satchel.errors` only: the worker imports this.
 """
@@ -236,39 +236,6 @@ class _Parser:
             if definition is not None:
                 return self.node(definition, namespace_of(candidate))
         raise SchemaError(f"unknown Avro type {name!r}")
-
-
-class MemoBuilder:
-    """Builds one function (a converter) per node of a parsed schema, each named type only once.
-
-    Subclasses say in `_build(node)` how to make the function of one node, calling `build` for the
-    nodes inside it. A named type may be used in many places, and a recursive one inside itself:
-    while its function is being built, `build` hands out a forwarding function that calls the
-    finished one.
-    """
-
-    def __init__(self) -> None:
-        self.memo: dict[int, Converter] = {}
-
-    def build(self, node: Node) -> Converter:
-        if node.name is None:
-            return self._build(node)
-        known = self.memo.get(id(node))
-        if known is not None:
-            return known
-        cell: list[Converter] = []
-
-        def forward(value: Any) -> Any:
-            return cell[0](value)
-
-        self.memo[id(node)] = forward
-        real = self._build(node)
-        cell.append(real)
-        self.memo[id(node)] = real
-        return real
-
-    def _build(self, node: Node) -> Converter:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 def parse(schema: Any, *, named: dict[str, Any] | None = None, namespace: str = "") -> Node:

@@ -43,15 +43,16 @@ import decimal
 import enum
 import math
 import numbers
-import reprlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from satchel.core.errors import ArgumentError, ProtocolError, SchemaError
+from satchel.core.errors import ProtocolError, SchemaError
 
 from . import _avro, logical
 from ._avro import Converter, Node
+from .mismatch import Mismatch, at, describe_value, fail, segment_for_field, wrap
+from .walker import SchemaWalker
 
 __all__ = [
     "to_datum_converter",
@@ -67,61 +68,8 @@ EPOCH_ORDINAL = 719163  # datetime.date(1970, 1, 1).toordinal()
 LONG_RANGE = (-(1 << 63), (1 << 63) - 1)
 INT_RANGE = (-(1 << 31), (1 << 31) - 1)
 
-_MISSING = object()
+MISSING = object()  # what field_default gives for a field without a default
 _NOT_RECORDS = (str, bytes, bytearray, memoryview, int, float, complex, list, tuple, set, frozenset)
-
-_short = reprlib.Repr()
-_short.maxstring = 40
-_short.maxother = 40
-_short.maxlong = 40
-_short.maxlist = _short.maxtuple = _short.maxset = _short.maxfrozenset = _short.maxdict = 4
-_short.maxlevel = 2
-
-
-def type_label(value: Any) -> str:
-    cls = type(value)
-    module = getattr(cls, "__module__", "builtins")
-    name = getattr(cls, "__qualname__", cls.__name__)
-    return name if module == "builtins" else f"{module}.{name}"
-
-
-def describe_value(value: Any) -> str:
-    """'str 'abc'', 'list [1, 2, 3, 4, ...]', 'None': a value's type and short repr, for messages."""
-    if value is None:
-        return "None"
-    try:
-        text = _short.repr(value)
-    except Exception:  # a broken __repr__ must not hide the real error
-        text = "<unrepresentable>"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type_label(value)} {text}"
-
-
-class _Mismatch(Exception):
-    """Internal: a value that does not fit. Containers add path segments on the way out."""
-
-    def __init__(self, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-        self.segments: list[str] = []
-
-    def where(self, prefix: str) -> str:
-        return prefix + "".join(reversed(self.segments))
-
-    def render(self, prefix: str) -> str:
-        return f"{self.where(prefix)}: {self.message}"
-
-
-def _fail(
-    expected: str, value: Any, detail: str | None = None, describe: Callable[[Any], str] = describe_value
-) -> _Mismatch:
-    """The mismatch "expected <expected>, got <describe(value)> (<detail>)"."""
-    message = f"expected {expected}, got {describe(value)}"
-    if detail:
-        message += f" ({detail})"
-    return _Mismatch(message, detail)
 
 
 def _is_numpy_bool(value: Any) -> bool:
@@ -145,16 +93,12 @@ def _is_sequence(value: Any) -> bool:
     return logical.is_ndarray(value) and value.ndim >= 1
 
 
-def _segment_for_field(name: str) -> str:
-    return "." + name if _avro.is_valid_name(name) else f"[{name!r}]"
-
-
-def _field_default(record: Node, field: _avro.Field) -> Any:
-    """The datum of a record field's default, or _MISSING when it has none."""
+def field_default(record: Node, field: _avro.Field) -> Any:
+    """The datum of a record field's default, or MISSING when it has none."""
     if not field.has_default:
-        return _MISSING
+        return MISSING
     try:
-        return _default_datum(field.node, field.default)
+        return default_datum(field.node, field.default)
     except ValueError as exc:
         raise SchemaError(f"bad default of field {field.name!r} of {record.name}: {exc}") from None
 
@@ -186,16 +130,6 @@ class _ClassRef:
         return None
 
 
-def _wrap(inner: Converter, path: str) -> Converter:
-    def convert(value: Any) -> Any:
-        try:
-            return inner(value)
-        except _Mismatch as exc:
-            raise ArgumentError(exc.render(path)) from None
-
-    return convert
-
-
 def to_datum_converter(schema: Any, *, path: str = "value", named: dict[str, Any] | None = None) -> Converter:
     """A function turning Python values into datums of `schema`, raising ArgumentError on a mismatch.
 
@@ -203,7 +137,7 @@ def to_datum_converter(schema: Any, *, path: str = "value", named: dict[str, Any
     named types `schema` refers to but does not define (when converting a part of a larger schema).
     """
     node = _avro.parse(schema, named=named)
-    return _wrap(_ToDatum().build(node), path)
+    return wrap(_ToDatum().build(node), path)
 
 
 def from_datum_converter(
@@ -216,47 +150,62 @@ def from_datum_converter(
     IPC stream: ...").
     """
     node = _avro.parse(schema, named=named)
-    return _wrap(_FromDatum().build(node), path)
+    return wrap(_FromDatum().build(node), path)
 
 
 # --- Python -> datum ------------------------------------------------------------------------------
 
 
-class _ToDatum(_avro.MemoBuilder):
-    def _build(self, node: Node) -> Converter:
-        special = _avro.logical_kind(node)
-        if special is not None:
-            return _TO_LOGICAL[special]
-        kind = node.type
-        if kind == "null":
-            return _null
-        if kind == "boolean":
-            return _boolean
-        if kind == "long":
-            return _integer(*LONG_RANGE, 64)
-        if kind == "int":
-            return _integer(*INT_RANGE, 32)
-        if kind in ("double", "float"):
-            return _float
-        if kind == "string":
-            return _string
-        if kind == "bytes":
-            return _bytes
-        if kind == "fixed":
-            return _fixed(node)
-        if kind == "enum":
-            return _enum(node)
-        if kind == "array":
-            return self._array(node)
-        if kind == "map":
-            return self._map(node)
-        if kind == "record":
-            return self._record(node)
-        if kind == "union":
-            return self._union(node)
-        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover - parse() rejects it
+class _ToDatum(SchemaWalker):
+    def on_null(self, node: Node) -> Converter:
+        return to_null
 
-    def _array(self, node: Node) -> Converter:
+    def on_boolean(self, node: Node) -> Converter:
+        return to_boolean
+
+    def on_int(self, node: Node) -> Converter:
+        return _integer(*INT_RANGE, 32)
+
+    def on_long(self, node: Node) -> Converter:
+        return _integer(*LONG_RANGE, 64)
+
+    def on_number(self, node: Node) -> Converter:
+        return _float
+
+    def on_string(self, node: Node) -> Converter:
+        return to_string
+
+    def on_bytes(self, node: Node) -> Converter:
+        return _bytes
+
+    def on_fixed(self, node: Node) -> Converter:
+        return _fixed(node)
+
+    def on_enum(self, node: Node) -> Converter:
+        return _enum(node)
+
+    def on_timestamp(self, node: Node, unit: int) -> Converter:
+        return to_timestamp(unit)
+
+    def on_date(self, node: Node) -> Converter:
+        return _date
+
+    def on_decimal(self, node: Node) -> Converter:
+        return _decimal
+
+    def on_ndarray(self, node: Node) -> Converter:
+        return _ndarray
+
+    def on_arrow(self, node: Node) -> Converter:
+        return _arrow
+
+    def on_dataframe(self, node: Node) -> Converter:
+        return _dataframe
+
+    def on_pickle(self, node: Node) -> Converter:
+        return _pickle
+
+    def on_array(self, node: Node) -> Converter:
         assert node.items is not None
         item = self.build(node.items)
         expected = _avro.python_type_name(node)
@@ -264,38 +213,38 @@ class _ToDatum(_avro.MemoBuilder):
         def convert(value: Any) -> Any:
             cls = type(value)
             if cls is not list and cls is not tuple and not _is_sequence(value):
-                raise _fail(expected, value)
+                raise fail(expected, value)
             try:
                 return [item(x) for x in value]
-            except _Mismatch:  # convert again, item by item, to say which one
+            except Mismatch:  # convert again, item by item, to say which one
                 for index, x in enumerate(value):
-                    _at(f"[{index}]", item, x)
+                    at(f"[{index}]", item, x)
                 raise
 
         return convert
 
-    def _map(self, node: Node) -> Converter:
+    def on_map(self, node: Node) -> Converter:
         assert node.values is not None
         val = self.build(node.values)
         expected = _avro.python_type_name(node)
 
         def convert(value: Any) -> Any:
             if not isinstance(value, Mapping):
-                raise _fail(expected, value)
+                raise fail(expected, value)
             try:
                 return {_map_key(key, value, expected): val(x) for key, x in value.items()}
-            except _Mismatch:  # convert again, value by value, to say which one
+            except Mismatch:  # convert again, value by value, to say which one
                 for key, x in value.items():
                     _map_key(key, value, expected)
-                    _at(f"[{key!r}]", val, x)
+                    at(f"[{key!r}]", val, x)
                 raise
 
         return convert
 
-    def _record(self, node: Node) -> Converter:
+    def on_record(self, node: Node) -> Converter:
         expected = _avro.python_type_name(node)
         specs = [
-            (field.name, self.build(field.node), _field_default(node, field), _segment_for_field(field.name))
+            (field.name, self.build(field.node), field_default(node, field), segment_for_field(field.name))
             for field in node.fields
         ]
         if node.python == _avro.TUPLE_PYTHON:
@@ -310,39 +259,39 @@ class _ToDatum(_avro.MemoBuilder):
                     if name in value:
                         x = value[name]
                         used += 1
-                    elif default is not _MISSING:
+                    elif default is not MISSING:
                         out[name] = default
                         continue
                     else:
-                        raise _fail(expected, value, f"missing key {name!r}")
+                        raise fail(expected, value, f"missing key {name!r}")
                     try:
                         out[name] = conv(x)
-                    except _Mismatch as exc:
+                    except Mismatch as exc:
                         exc.segments.append(segment)
                         raise
                 if used != len(value):
                     unknown = ", ".join(repr(k) for k in value if k not in names)
-                    raise _fail(expected, value, f"unknown key(s) {unknown}")
+                    raise fail(expected, value, f"unknown key(s) {unknown}")
                 return out
             if value is None or (isinstance(value, _NOT_RECORDS) and not hasattr(value, "_fields")):
-                raise _fail(expected, value)
+                raise fail(expected, value)
             for name, conv, default, segment in specs:
-                x = getattr(value, name, _MISSING)
-                if x is _MISSING:
-                    if default is _MISSING:
-                        raise _fail(expected, value, f"no attribute {name!r}")
+                x = getattr(value, name, MISSING)
+                if x is MISSING:
+                    if default is MISSING:
+                        raise fail(expected, value, f"no attribute {name!r}")
                     out[name] = default
                     continue
                 try:
                     out[name] = conv(x)
-                except _Mismatch as exc:
+                except Mismatch as exc:
                     exc.segments.append(segment)
                     raise
             return out
 
         return convert
 
-    def _union(self, node: Node) -> Converter:
+    def on_union(self, node: Node) -> Converter:
         branches = node.branches
         convs = [self.build(b) for b in branches]
         scorers = [_scorer(b) for b in branches]
@@ -360,33 +309,21 @@ class _ToDatum(_avro.MemoBuilder):
                 if score:
                     ranked.append((-score, i))
             if not ranked:
-                raise _fail(expected, value)
+                raise fail(expected, value)
             ranked.sort()
-            first: _Mismatch | None = None
+            first: Mismatch | None = None
             for _, i in ranked:
                 try:
                     return (names[i], convs[i](value))
-                except _Mismatch as exc:
+                except Mismatch as exc:
                     if first is None:
                         first = exc
             assert first is not None
             if len(ranked) == 1 and first.segments:
                 raise first
-            raise _fail(expected, value, first.detail if len(ranked) == 1 else None)
+            raise fail(expected, value, first.detail if len(ranked) == 1 else None)
 
         return convert
-
-
-def _at(segment: str, conv: Converter, value: Any) -> Any:
-    """`conv(value)`, where a mismatch happens at `segment` ("[2]", ".price") of the value converted.
-
-    For error paths: the converters' loops do the same inline, saving a call per item.
-    """
-    try:
-        return conv(value)
-    except _Mismatch as exc:
-        exc.segments.append(segment)
-        raise
 
 
 def _map_key(key: Any, mapping: Any, expected: str) -> str:
@@ -394,7 +331,7 @@ def _map_key(key: Any, mapping: Any, expected: str) -> str:
         return key
     if isinstance(key, str):
         return str.__str__(key)
-    raise _fail(expected, mapping, f"key {key!r:.40} is not a str")
+    raise fail(expected, mapping, f"key {key!r:.40} is not a str")
 
 
 def _tuple_record(specs: list, expected: str) -> Converter:
@@ -402,15 +339,15 @@ def _tuple_record(specs: list, expected: str) -> Converter:
 
     def convert(value: Any) -> Any:
         if not isinstance(value, (tuple, list)):
-            raise _fail(expected, value)
+            raise fail(expected, value)
         if len(value) != size:
-            raise _fail(expected, value, f"length {len(value)}, not {size}")
+            raise fail(expected, value, f"length {len(value)}, not {size}")
         out = {}
         for index in range(size):
             name, conv, _default, _segment = specs[index]
             try:
                 out[name] = conv(value[index])
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 exc.segments.append(f"[{index}]")
                 raise
         return out
@@ -418,29 +355,31 @@ def _tuple_record(specs: list, expected: str) -> Converter:
     return convert
 
 
-def _null(value: Any) -> Any:
+def to_null(value: Any) -> Any:
+    """The null datum of None (the converter of "null"; jsonform checks null datums with it too)."""
     if value is None:
         return None
-    raise _fail("None", value)
+    raise fail("None", value)
 
 
-def _boolean(value: Any) -> Any:
+def to_boolean(value: Any) -> Any:
+    """The boolean datum of a bool or numpy.bool_."""
     if value is True or value is False:
         return value
     if _is_numpy_bool(value):
         return bool(value)
-    raise _fail("bool", value)
+    raise fail("bool", value)
 
 
 def _integer(low: int, high: int, bits: int) -> Converter:
     def convert(value: Any) -> Any:
         if type(value) is not int:
             if not _is_integral(value) or _is_numpy_bool(value):
-                raise _fail("int", value)
+                raise fail("int", value)
             value = int(value)
         if low <= value <= high:
             return value
-        raise _fail("int", value, f"out of range for a {bits}-bit integer")
+        raise fail("int", value, f"out of range for a {bits}-bit integer")
 
     return convert
 
@@ -452,16 +391,17 @@ def _float(value: Any) -> Any:
         try:
             return float(value)
         except OverflowError:
-            raise _fail("float", value, "too large for a float") from None
-    raise _fail("float", value)
+            raise fail("float", value, "too large for a float") from None
+    raise fail("float", value)
 
 
-def _string(value: Any) -> Any:
+def to_string(value: Any) -> Any:
+    """The string datum of a str (a str subclass becomes a plain str)."""
     if type(value) is str:
         return value
     if isinstance(value, str):
         return str.__str__(value)
-    raise _fail("str", value)
+    raise fail("str", value)
 
 
 def _bytes(value: Any) -> Any:
@@ -473,7 +413,7 @@ def _bytes(value: Any) -> Any:
         if value.c_contiguous:
             return value if (value.ndim == 1 and value.format == "B") else value.cast("B")
         return value.tobytes()
-    raise _fail("bytes", value)
+    raise fail("bytes", value)
 
 
 def _fixed(node: Node) -> Converter:
@@ -486,9 +426,9 @@ def _fixed(node: Node) -> Converter:
         elif isinstance(value, (bytes, bytearray)):
             data = bytes(value)
         else:
-            raise _fail(expected, value)
+            raise fail(expected, value)
         if len(data) != size:
-            raise _fail(expected, value, f"length {len(data)}")
+            raise fail(expected, value, f"length {len(data)}")
         return data
 
     return convert
@@ -504,24 +444,26 @@ def _enum(node: Node) -> Converter:
         if isinstance(value, enum.Enum):
             cls = ref.get()
             if cls is not None and not isinstance(value, cls):
-                raise _fail(expected, value)
+                raise fail(expected, value)
             name = value.name
             if name in symbols:
                 return name
-            raise _fail(expected, value, f"not one of {listing}")
+            raise fail(expected, value, f"not one of {listing}")
         if isinstance(value, str):
             if value in symbols:
                 return str.__str__(value)
-            raise _fail(expected, value, f"not one of {listing}")
-        raise _fail(expected, value)
+            raise fail(expected, value, f"not one of {listing}")
+        raise fail(expected, value)
 
     return convert
 
 
-def _timestamp(unit: int) -> Converter:
+def to_timestamp(unit: int) -> Converter:
+    """The converter of datetimes to timestamp-micros (`unit` 1) or -millis (1000) longs."""
+
     def convert(value: Any) -> Any:
         if not isinstance(value, datetime.datetime):
-            raise _fail("datetime", value)
+            raise fail("datetime", value)
         if value.tzinfo is None or value.utcoffset() is None:
             value = value.replace(tzinfo=UTC)
         delta = value - EPOCH
@@ -535,8 +477,8 @@ def _date(value: Any) -> Any:
     if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
         return value.toordinal() - EPOCH_ORDINAL
     if isinstance(value, datetime.datetime):
-        raise _fail("date", value, "a datetime is not a date: pass .date()")
-    raise _fail("date", value)
+        raise fail("date", value, "a datetime is not a date: pass .date()")
+    raise fail("date", value)
 
 
 def _decimal(value: Any) -> Any:
@@ -544,9 +486,9 @@ def _decimal(value: Any) -> Any:
         return logical.encode_decimal(value)
     except TypeError:
         hint = "floats are inexact: pass Decimal(str(x))" if isinstance(value, float) else None
-        raise _fail("Decimal", value, hint) from None
+        raise fail("Decimal", value, hint) from None
     except ValueError:
-        raise _fail("Decimal", value, "not a decimal number") from None
+        raise fail("Decimal", value, "not a decimal number") from None
 
 
 def _checked_encoder(accepts: Callable[[Any], bool], encode: Converter, expected: str) -> Converter:
@@ -554,11 +496,11 @@ def _checked_encoder(accepts: Callable[[Any], bool], encode: Converter, expected
 
     def convert(value: Any) -> Any:
         if not accepts(value):
-            raise _fail(expected, value)
+            raise fail(expected, value)
         try:
             return encode(value)
         except ValueError as exc:
-            raise _Mismatch(str(exc), str(exc)) from None
+            raise Mismatch(str(exc), str(exc)) from None
 
     return convert
 
@@ -569,7 +511,7 @@ _dataframe = _checked_encoder(logical.is_dataframe, logical.encode_dataframe, "p
 
 def _arrow(value: Any) -> Any:
     if not logical.is_arrow_table(value):
-        raise _fail("pyarrow.Table", value)
+        raise fail("pyarrow.Table", value)
     return logical.encode_arrow(value)  # (its errors are not turned into mismatches)
 
 
@@ -577,20 +519,7 @@ def _pickle(value: Any) -> Any:
     try:
         return logical.encode_pickle(value)
     except ValueError as exc:
-        raise _fail("a picklable value", value, str(exc)) from None
-
-
-# the converter of each logical kind (see _avro.logical_kind)
-_TO_LOGICAL: dict[str, Converter] = {
-    _avro.TIMESTAMP_MICROS: _timestamp(1),
-    _avro.TIMESTAMP_MILLIS: _timestamp(1000),
-    _avro.DATE: _date,
-    _avro.DECIMAL: _decimal,
-    _avro.NDARRAY: _ndarray,
-    _avro.ARROW: _arrow,
-    _avro.PANDAS_PYTHON: _dataframe,
-    _avro.PICKLE: _pickle,
-}
+        raise fail("a picklable value", value, str(exc)) from None
 
 
 def _scorer(node: Node) -> Callable[[Any], int]:
@@ -677,68 +606,87 @@ def _identity(datum: Any) -> Any:
     return datum
 
 
-class _FromDatum(_avro.MemoBuilder):
-    def _build(self, node: Node) -> Converter:
-        special = _avro.logical_kind(node)
-        if special is not None:
-            return _FROM_LOGICAL[special]
-        kind = node.type
-        if kind in ("bytes", "fixed"):
-            return _from_bytes
-        if kind in _avro.PRIMITIVES:
-            return _identity
-        if kind == "enum":
-            return _from_enum(node)
-        if kind == "array":
-            assert node.items is not None
-            item = self.build(node.items)
-            if item is _identity:
-                return lambda datum: datum if type(datum) is list else list(datum)
+class _FromDatum(SchemaWalker):
+    def on_null(self, node: Node) -> Converter:
+        return _identity
 
-            def array(datum: Any) -> Any:
-                try:
-                    return [item(x) for x in datum]
-                except _Mismatch:  # decode again, item by item, to say which one
-                    for index, x in enumerate(datum):
-                        _at(f"[{index}]", item, x)
-                    raise
+    on_boolean = on_integer = on_number = on_string = on_null
 
-            return array
-        if kind == "map":
-            assert node.values is not None
-            val = self.build(node.values)
-            if val is _identity:
-                return lambda datum: datum if type(datum) is dict else dict(datum)
+    def on_bytes(self, node: Node) -> Converter:
+        return _from_bytes
 
-            def mapping(datum: Any) -> Any:
-                try:
-                    return {k: val(x) for k, x in datum.items()}
-                except _Mismatch:  # decode again, value by value, to say which one
-                    for k, x in datum.items():
-                        _at(f"[{k!r}]", val, x)
-                    raise
+    on_fixed = on_bytes
 
-            return mapping
-        if kind == "record":
-            return self._record(node)
-        if kind == "union":
-            return self._union(node)
-        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+    def on_enum(self, node: Node) -> Converter:
+        return _from_enum(node)
 
-    def _record(self, node: Node) -> Converter:
+    def on_timestamp(self, node: Node, unit: int) -> Converter:
+        return _from_timestamp(unit)
+
+    def on_date(self, node: Node) -> Converter:
+        return _from_date
+
+    def on_decimal(self, node: Node) -> Converter:
+        return _decoder(_from_decimal)
+
+    def on_ndarray(self, node: Node) -> Converter:
+        return _decoder(logical.decode_ndarray)
+
+    def on_arrow(self, node: Node) -> Converter:
+        return _decoder(logical.decode_arrow)
+
+    def on_dataframe(self, node: Node) -> Converter:
+        return _decoder(logical.decode_dataframe)
+
+    def on_pickle(self, node: Node) -> Converter:
+        return _decoder(logical.decode_pickle)
+
+    def on_array(self, node: Node) -> Converter:
+        assert node.items is not None
+        item = self.build(node.items)
+        if item is _identity:
+            return lambda datum: datum if type(datum) is list else list(datum)
+
+        def array(datum: Any) -> Any:
+            try:
+                return [item(x) for x in datum]
+            except Mismatch:  # decode again, item by item, to say which one
+                for index, x in enumerate(datum):
+                    at(f"[{index}]", item, x)
+                raise
+
+        return array
+
+    def on_map(self, node: Node) -> Converter:
+        assert node.values is not None
+        val = self.build(node.values)
+        if val is _identity:
+            return lambda datum: datum if type(datum) is dict else dict(datum)
+
+        def mapping(datum: Any) -> Any:
+            try:
+                return {k: val(x) for k, x in datum.items()}
+            except Mismatch:  # decode again, value by value, to say which one
+                for k, x in datum.items():
+                    at(f"[{k!r}]", val, x)
+                raise
+
+        return mapping
+
+    def on_record(self, node: Node) -> Converter:
         fields = [(f.name, self.build(f.node)) for f in node.fields]
 
         def locate(datum: Any) -> None:  # decode again, field by field, to say which one fails
             for index, (name, conv) in enumerate(fields):
-                segment = f"[{index}]" if node.python == _avro.TUPLE_PYTHON else _segment_for_field(name)
-                _at(segment, conv, datum[name])
+                segment = f"[{index}]" if node.python == _avro.TUPLE_PYTHON else segment_for_field(name)
+                at(segment, conv, datum[name])
 
         if node.python == _avro.TUPLE_PYTHON:
 
             def make_tuple(datum: Any) -> Any:
                 try:
                     return tuple([conv(datum[name]) for name, conv in fields])
-                except _Mismatch:
+                except Mismatch:
                     locate(datum)
                     raise
 
@@ -749,7 +697,7 @@ class _FromDatum(_avro.MemoBuilder):
         def convert(datum: Any) -> Any:
             try:
                 values = {name: conv(datum[name]) for name, conv in fields}
-            except _Mismatch:
+            except Mismatch:
                 locate(datum)
                 raise
             cls = ref.get()
@@ -762,13 +710,13 @@ class _FromDatum(_avro.MemoBuilder):
 
         return convert
 
-    def _union(self, node: Node) -> Converter:
+    def on_union(self, node: Node) -> Converter:
         by_name: dict[str, Converter] = {}
         by_class: dict[type, Converter] = {}
         for branch in node.branches:
             conv = self.build(branch)
             by_name[branch.branch_name] = conv
-            for cls in _datum_classes(branch):
+            for cls in datum_classes(branch):
                 by_class.setdefault(cls, conv)
         description = _avro.python_type_name(node)
 
@@ -788,7 +736,7 @@ class _FromDatum(_avro.MemoBuilder):
         return convert
 
 
-def _datum_classes(node: Node) -> tuple[type, ...]:
+def datum_classes(node: Node) -> tuple[type, ...]:
     """Python classes a bare datum of this union branch can arrive as (from fastavro or to_datum)."""
     kind, special = node.type, _avro.logical_kind(node)
     if kind == "null":
@@ -926,22 +874,9 @@ def _decoder(decode: Converter) -> Converter:
         try:
             return decode(datum)
         except ValueError as exc:
-            raise _Mismatch(str(exc), str(exc)) from None
+            raise Mismatch(str(exc), str(exc)) from None
 
     return convert
-
-
-# the converter back of each logical kind (see _avro.logical_kind)
-_FROM_LOGICAL: dict[str, Converter] = {
-    _avro.TIMESTAMP_MICROS: _from_timestamp(1),
-    _avro.TIMESTAMP_MILLIS: _from_timestamp(1000),
-    _avro.DATE: _from_date,
-    _avro.DECIMAL: _decoder(_from_decimal),
-    _avro.NDARRAY: _decoder(logical.decode_ndarray),
-    _avro.ARROW: _decoder(logical.decode_arrow),
-    _avro.PANDAS_PYTHON: _decoder(logical.decode_dataframe),
-    _avro.PICKLE: _decoder(logical.decode_pickle),
-}
 
 
 def _maker(cls: type) -> Callable[[dict], Any]:
@@ -985,7 +920,7 @@ def datum_to_avro_default(datum: Any, schema: Any, *, named: dict[str, Any] | No
 
 def avro_default_to_datum(value: Any, schema: Any, *, named: dict[str, Any] | None = None) -> Any:
     """The datum a field default in Avro's JSON encoding stands for. Raises ValueError if malformed."""
-    return _default_datum(_avro.parse(schema, named=named), value)
+    return default_datum(_avro.parse(schema, named=named), value)
 
 
 def _default_json(node: Node, datum: Any) -> Any:
@@ -1012,7 +947,7 @@ def _default_json(node: Node, datum: Any) -> Any:
         return bool(datum)
     if kind in ("int", "long"):
         if isinstance(datum, datetime.datetime):
-            datum = _timestamp(1000 if node.logical == _avro.TIMESTAMP_MILLIS else 1)(datum)
+            datum = to_timestamp(1000 if node.logical == _avro.TIMESTAMP_MILLIS else 1)(datum)
         elif isinstance(datum, datetime.date):
             datum = _date(datum)
         return int(datum)
@@ -1036,13 +971,14 @@ def _default_json(node: Node, datum: Any) -> Any:
     raise ValueError(f"unsupported Avro type {kind!r}")  # pragma: no cover
 
 
-def _default_datum(node: Node, value: Any) -> Any:
+def default_datum(node: Node, value: Any) -> Any:
+    """The datum of `value`, a default of `node` in Avro's JSON encoding. ValueError if malformed."""
     kind = node.type
     if kind == "union":
         if not node.branches:
             raise ValueError("an empty union has no values")
         first = node.branches[0]
-        return (first.branch_name, _default_datum(first, value))
+        return (first.branch_name, default_datum(first, value))
     if kind == "null":
         if value is not None:
             raise ValueError(f"default {value!r:.40} for null")
@@ -1080,21 +1016,21 @@ def _default_datum(node: Node, value: Any) -> Any:
         assert node.items is not None
         if not isinstance(value, list):
             raise ValueError(f"default {value!r:.40} is not an array")
-        return [_default_datum(node.items, x) for x in value]
+        return [default_datum(node.items, x) for x in value]
     if kind == "map":
         assert node.values is not None
         if not isinstance(value, dict):
             raise ValueError(f"default {value!r:.40} is not an object")
-        return {k: _default_datum(node.values, x) for k, x in value.items()}
+        return {k: default_datum(node.values, x) for k, x in value.items()}
     if kind == "record":
         if not isinstance(value, dict):
             raise ValueError(f"default {value!r:.40} is not an object")
         out = {}
         for f in node.fields:
             if f.name in value:
-                out[f.name] = _default_datum(f.node, value[f.name])
+                out[f.name] = default_datum(f.node, value[f.name])
             elif f.has_default:
-                out[f.name] = _default_datum(f.node, f.default)
+                out[f.name] = default_datum(f.node, f.default)
             else:
                 raise ValueError(f"default lacks field {f.name!r}")
         return out

@@ -47,11 +47,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from satchel.core.errors import SchemaError
-
-from . import _avro, convert
+from . import _avro, convert, logical
 from ._avro import Converter, Node
-from .convert import EPOCH, EPOCH_ORDINAL, UTC, _Mismatch
+from .convert import EPOCH, EPOCH_ORDINAL, UTC
+from .mismatch import Mismatch, describe_value, fail, segment_for_field, wrap
+from .walker import SchemaWalker
 
 __all__ = [
     "JsonForm",
@@ -93,14 +93,14 @@ def _json_describe(value: Any) -> str:
         return f"array of {len(value)} item(s)"
     if isinstance(value, dict):
         return "object"
-    return convert.describe_value(value)
+    return describe_value(value)
 
 
-_Fail = Callable[..., _Mismatch]  # convert._fail or _jfail: (expected, value, detail=None) -> _Mismatch
+_Fail = Callable[..., Mismatch]  # fail or _jfail: (expected, value, detail=None) -> Mismatch
 
 
-def _jfail(expected: str, value: Any, detail: str | None = None) -> _Mismatch:
-    return convert._fail(expected, value, detail, _json_describe)
+def _jfail(expected: str, value: Any, detail: str | None = None) -> Mismatch:
+    return fail(expected, value, detail, _json_describe)
 
 
 def json_type_name(node: Node) -> str:
@@ -153,7 +153,7 @@ def _array(item: Converter, accepts: type | tuple[type, ...], fail: _Fail, expec
         for index, x in enumerate(value):
             try:
                 out.append(item(x))
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 exc.segments.append(f"[{index}]")
                 raise
         return out
@@ -171,7 +171,7 @@ def _mapping(val: Converter, fail: _Fail, expected: str) -> Converter:
         for key, x in value.items():
             try:
                 out[key] = val(x)
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 exc.segments.append(f"[{key!r}]")
                 raise
         return out
@@ -225,307 +225,359 @@ def parse_date(text: str) -> int:
 # --- datum -> JSON ----------------------------------------------------------------------------------
 
 
-class _ToJson(_avro.MemoBuilder):
-    def _build(self, node: Node) -> Converter:
-        kind, special = node.type, _avro.logical_kind(node)
-        expected = "a datum of " + _avro.python_type_name(node)
-        if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
-            unit = 1000 if special == _avro.TIMESTAMP_MILLIS else 1
-            from_datetime = convert._timestamp(unit)
+class _ToJson(SchemaWalker):
+    """Datum -> JSON form. Datums that do not fit fail with Python descriptions (`fail`)."""
 
-            def timestamp(d: Any) -> Any:
-                if isinstance(d, datetime.datetime):
-                    d = from_datetime(d)
-                if type(d) is not int:
-                    raise convert._fail(expected, d)
+    def on_null(self, node: Node) -> Converter:
+        return convert.to_null
+
+    def on_boolean(self, node: Node) -> Converter:
+        return convert.to_boolean
+
+    def on_integer(self, node: Node) -> Converter:
+        expected = _datum_of(node)
+
+        def integer(d: Any) -> Any:
+            if type(d) is int:
+                return d
+            raise fail(expected, d)
+
+        return integer
+
+    def on_number(self, node: Node) -> Converter:
+        expected = _datum_of(node)
+
+        def number(d: Any) -> Any:
+            if type(d) is not float:
+                if isinstance(d, bool) or not isinstance(d, (int, float)):
+                    raise fail(expected, d)
+                d = float(d)
+            if math.isfinite(d):
+                return d
+            return "NaN" if d != d else ("Infinity" if d > 0 else "-Infinity")
+
+        return number
+
+    def on_string(self, node: Node) -> Converter:
+        return convert.to_string
+
+    def on_bytes(self, node: Node) -> Converter:
+        expected = _datum_of(node)
+
+        def b64(d: Any) -> Any:
+            if not isinstance(d, (bytes, bytearray, memoryview)):
+                raise fail(expected, d)
+            return base64.b64encode(d).decode("ascii")
+
+        return b64
+
+    on_fixed = on_bytes
+
+    def on_enum(self, node: Node) -> Converter:
+        expected = _datum_of(node)
+        symbols = frozenset(node.symbols)
+
+        def symbol(d: Any) -> Any:
+            if isinstance(d, str) and d in symbols:
+                return str(d)
+            raise fail(expected, d)
+
+        return symbol
+
+    def on_array(self, node: Node) -> Converter:
+        assert node.items is not None
+        return _array(self.build(node.items), (list, tuple), fail, _datum_of(node))
+
+    def on_map(self, node: Node) -> Converter:
+        assert node.values is not None
+        return _mapping(self.build(node.values), fail, _datum_of(node))
+
+    def on_record(self, node: Node) -> Converter:
+        expected = _datum_of(node)
+        fields = [(f.name, self.build(f.node), segment_for_field(f.name)) for f in node.fields]
+
+        def record(d: Any) -> Any:
+            if not isinstance(d, dict):
+                raise fail(expected, d)
+            out = {}
+            for name, conv, segment in fields:
+                if name not in d:
+                    raise fail(expected, d, f"missing field {name!r}")
                 try:
-                    return format_timestamp(d * unit)
-                except OverflowError:
-                    raise convert._fail(expected, d, "out of the range of datetime") from None
+                    out[name] = conv(d[name])
+                except Mismatch as exc:
+                    exc.segments.append(segment)
+                    raise
+            return out
 
-            return timestamp
-        if special == _avro.DATE:
+        return record
 
-            def date(d: Any) -> Any:
-                if isinstance(d, datetime.date) and not isinstance(d, datetime.datetime):
-                    return d.isoformat()
-                if type(d) is not int:
-                    raise convert._fail(expected, d)
+    def on_union(self, node: Node) -> Converter:
+        expected = _datum_of(node)
+        branches = [(b.branch_name, self.build(b), convert.datum_classes(b)) for b in node.branches]
+        by_name = {name: conv for name, conv, _ in branches}
+
+        def union(d: Any) -> Any:
+            if type(d) is tuple and len(d) == 2 and type(d[0]) is str and d[0] in by_name:
+                return by_name[d[0]](d[1])
+            first: Mismatch | None = None
+            for _, conv, classes in branches:
+                if classes and not isinstance(d, classes):
+                    continue
                 try:
-                    return datetime.date.fromordinal(EPOCH_ORDINAL + d).isoformat()
-                except (OverflowError, ValueError):
-                    raise convert._fail(expected, d, "out of the range of date") from None
+                    return conv(d)
+                except Mismatch as exc:
+                    first = first or exc
+            if first is not None and first.segments:
+                raise first
+            raise fail(expected, d)
 
-            return date
-        if kind == "null":
-            return convert._null
-        if kind == "boolean":
-            return convert._boolean
-        if kind in ("int", "long"):
+        return union
 
-            def integer(d: Any) -> Any:
-                if type(d) is int:
-                    return d
-                raise convert._fail(expected, d)
+    def on_timestamp(self, node: Node, unit: int) -> Converter:
+        expected = _datum_of(node)
+        from_datetime = convert.to_timestamp(unit)
 
-            return integer
-        if kind in ("float", "double"):
+        def timestamp(d: Any) -> Any:
+            if isinstance(d, datetime.datetime):
+                d = from_datetime(d)
+            if type(d) is not int:
+                raise fail(expected, d)
+            try:
+                return format_timestamp(d * unit)
+            except OverflowError:
+                raise fail(expected, d, "out of the range of datetime") from None
 
-            def number(d: Any) -> Any:
-                if type(d) is not float:
-                    if isinstance(d, bool) or not isinstance(d, (int, float)):
-                        raise convert._fail(expected, d)
-                    d = float(d)
-                if math.isfinite(d):
-                    return d
-                return "NaN" if d != d else ("Infinity" if d > 0 else "-Infinity")
+        return timestamp
 
-            return number
-        if special == _avro.DECIMAL:
-            return lambda d: str(d) if isinstance(d, decimal.Decimal) else convert._string(d)
-        if kind == "string":
-            return convert._string
-        if kind in ("bytes", "fixed"):
+    def on_date(self, node: Node) -> Converter:
+        expected = _datum_of(node)
 
-            def b64(d: Any) -> Any:
-                if not isinstance(d, (bytes, bytearray, memoryview)):
-                    raise convert._fail(expected, d)
-                return base64.b64encode(d).decode("ascii")
+        def date(d: Any) -> Any:
+            if isinstance(d, datetime.date) and not isinstance(d, datetime.datetime):
+                return d.isoformat()
+            if type(d) is not int:
+                raise fail(expected, d)
+            try:
+                return datetime.date.fromordinal(EPOCH_ORDINAL + d).isoformat()
+            except (OverflowError, ValueError):
+                raise fail(expected, d, "out of the range of date") from None
 
-            return b64
-        if kind == "enum":
-            symbols = frozenset(node.symbols)
+        return date
 
-            def symbol(d: Any) -> Any:
-                if isinstance(d, str) and d in symbols:
-                    return str(d)
-                raise convert._fail(expected, d)
+    def on_decimal(self, node: Node) -> Converter:
+        to_string = convert.to_string
+        return lambda d: str(d) if isinstance(d, decimal.Decimal) else to_string(d)
 
-            return symbol
-        if kind == "array":
-            assert node.items is not None
-            return _array(self.build(node.items), (list, tuple), convert._fail, expected)
-        if kind == "map":
-            assert node.values is not None
-            return _mapping(self.build(node.values), convert._fail, expected)
-        if kind == "record":
-            fields = [(f.name, self.build(f.node), convert._segment_for_field(f.name)) for f in node.fields]
 
-            def record(d: Any) -> Any:
-                if not isinstance(d, dict):
-                    raise convert._fail(expected, d)
-                out = {}
-                for name, conv, segment in fields:
-                    if name not in d:
-                        raise convert._fail(expected, d, f"missing field {name!r}")
-                    try:
-                        out[name] = conv(d[name])
-                    except _Mismatch as exc:
-                        exc.segments.append(segment)
-                        raise
-                return out
-
-            return record
-        if kind == "union":
-            branches = [(b.branch_name, self.build(b), convert._datum_classes(b)) for b in node.branches]
-            by_name = {name: conv for name, conv, _ in branches}
-
-            def union(d: Any) -> Any:
-                if type(d) is tuple and len(d) == 2 and type(d[0]) is str and d[0] in by_name:
-                    return by_name[d[0]](d[1])
-                first: _Mismatch | None = None
-                for _, conv, classes in branches:
-                    if classes and not isinstance(d, classes):
-                        continue
-                    try:
-                        return conv(d)
-                    except _Mismatch as exc:
-                        first = first or exc
-                if first is not None and first.segments:
-                    raise first
-                raise convert._fail(expected, d)
-
-            return union
-        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+def _datum_of(node: Node) -> str:
+    return "a datum of " + _avro.python_type_name(node)
 
 
 # --- JSON -> datum ----------------------------------------------------------------------------------
 
 
-class _FromJson(_avro.MemoBuilder):
-    def _build(self, node: Node) -> Converter:
-        kind, special = node.type, _avro.logical_kind(node)
+class _FromJson(SchemaWalker):
+    """JSON form -> datum. Values that do not fit fail with JSON descriptions (`_jfail`)."""
+
+    def on_null(self, node: Node) -> Converter:
         expected = json_type_name(node)
-        if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
-            unit = 1000 if special == _avro.TIMESTAMP_MILLIS else 1
 
-            def timestamp(j: Any) -> Any:
-                if not isinstance(j, str):
+        def null(j: Any) -> Any:
+            if j is None:
+                return None
+            raise _jfail(expected, j)
+
+        return null
+
+    def on_boolean(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+
+        def boolean(j: Any) -> Any:
+            if j is True or j is False:
+                return j
+            raise _jfail(expected, j)
+
+        return boolean
+
+    def on_integer(self, node: Node) -> Converter:
+        expected, kind = json_type_name(node), node.type
+        low, high = convert.LONG_RANGE if kind == "long" else convert.INT_RANGE
+
+        def integer(j: Any) -> Any:
+            if type(j) is not int:
+                if type(j) is float and j.is_integer():
+                    j = int(j)
+                else:
                     raise _jfail(expected, j)
+            if low <= j <= high:
+                return j
+            raise _jfail(expected, j, f"out of range for a {kind}")
+
+        return integer
+
+    def on_number(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+
+        def number(j: Any) -> Any:
+            if type(j) is float:
+                return j
+            if type(j) is int:
                 try:
-                    micros = parse_timestamp(j)
-                except (ValueError, OverflowError) as exc:
-                    raise _jfail(expected, j, str(exc)) from None
-                return micros // unit
+                    return float(j)
+                except OverflowError:
+                    raise _jfail(expected, j, "too large") from None
+            if isinstance(j, str) and j in _SPECIAL_FLOATS:
+                return _SPECIAL_FLOATS[j]
+            raise _jfail(expected, j)
 
-            return timestamp
-        if special == _avro.DATE:
+        return number
 
-            def date(j: Any) -> Any:
-                if not isinstance(j, str):
-                    raise _jfail(expected, j)
-                try:
-                    return parse_date(j)
-                except ValueError as exc:
-                    raise _jfail(expected, j, str(exc)) from None
+    def on_string(self, node: Node) -> Converter:
+        expected = json_type_name(node)
 
-            return date
-        if special == _avro.DECIMAL:
+        def string(j: Any) -> Any:
+            if isinstance(j, str):
+                return j
+            raise _jfail(expected, j)
 
-            def dec(j: Any) -> Any:
-                if isinstance(j, bool) or not isinstance(j, (str, int)):
-                    raise _jfail(expected, j)
-                try:
-                    return convert.logical.encode_decimal(j)
-                except ValueError:
-                    raise _jfail(expected, j, "not a decimal number") from None
+        return string
 
-            return dec
-        if kind == "null":
+    def on_bytes(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+        size = node.size if node.type == "fixed" else None
 
-            def null(j: Any) -> Any:
-                if j is None:
-                    return None
+        def b64(j: Any) -> Any:
+            if not isinstance(j, str):
                 raise _jfail(expected, j)
+            try:
+                data = base64.b64decode(j, validate=True)
+            except (binascii.Error, ValueError):
+                raise _jfail(expected, j, "invalid base64") from None
+            if size is not None and len(data) != size:
+                raise _jfail(expected, j, f"{len(data)} bytes, not {size}")
+            return data
 
-            return null
-        if kind == "boolean":
+        return b64
 
-            def boolean(j: Any) -> Any:
-                if j is True or j is False:
-                    return j
+    on_fixed = on_bytes
+
+    def on_enum(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+        symbols = frozenset(node.symbols)
+
+        def symbol(j: Any) -> Any:
+            if isinstance(j, str) and j in symbols:
+                return j
+            raise _jfail(expected, j)
+
+        return symbol
+
+    def on_array(self, node: Node) -> Converter:
+        assert node.items is not None
+        return _array(self.build(node.items), list, _jfail, json_type_name(node))
+
+    def on_map(self, node: Node) -> Converter:
+        assert node.values is not None
+        return _mapping(self.build(node.values), _jfail, json_type_name(node))
+
+    def on_record(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+        specs = [
+            (f.name, self.build(f.node), convert.field_default(node, f), segment_for_field(f.name))
+            for f in node.fields
+        ]
+        names = frozenset(f.name for f in node.fields)
+        missing = convert.MISSING
+
+        def record(j: Any) -> Any:
+            if not isinstance(j, dict):
                 raise _jfail(expected, j)
-
-            return boolean
-        if kind in ("int", "long"):
-            low, high = convert.LONG_RANGE if kind == "long" else convert.INT_RANGE
-
-            def integer(j: Any) -> Any:
-                if type(j) is not int:
-                    if type(j) is float and j.is_integer():
-                        j = int(j)
-                    else:
-                        raise _jfail(expected, j)
-                if low <= j <= high:
-                    return j
-                raise _jfail(expected, j, f"out of range for a {kind}")
-
-            return integer
-        if kind in ("float", "double"):
-
-            def number(j: Any) -> Any:
-                if type(j) is float:
-                    return j
-                if type(j) is int:
+            out = {}
+            for name, conv, default, segment in specs:
+                if name in j:
                     try:
-                        return float(j)
-                    except OverflowError:
-                        raise _jfail(expected, j, "too large") from None
-                if isinstance(j, str) and j in _SPECIAL_FLOATS:
-                    return _SPECIAL_FLOATS[j]
-                raise _jfail(expected, j)
+                        out[name] = conv(j[name])
+                    except Mismatch as exc:
+                        exc.segments.append(segment)
+                        raise
+                elif default is not missing:
+                    out[name] = default
+                else:
+                    raise _jfail(expected, j, f"missing member {name!r}")
+            unknown = [k for k in j if k not in names]
+            if unknown:
+                raise _jfail(expected, j, "unknown member(s) " + ", ".join(repr(k) for k in unknown))
+            return out
 
-            return number
-        if kind == "string":
+        return record
 
-            def string(j: Any) -> Any:
-                if isinstance(j, str):
-                    return j
-                raise _jfail(expected, j)
+    def on_union(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+        branches = [(b.branch_name, self.build(b)) for b in node.branches]
 
-            return string
-        if kind in ("bytes", "fixed"):
-            size = node.size if kind == "fixed" else None
-
-            def b64(j: Any) -> Any:
-                if not isinstance(j, str):
-                    raise _jfail(expected, j)
+        def union(j: Any) -> Any:
+            deepest: Mismatch | None = None
+            for name, conv in branches:
                 try:
-                    data = base64.b64decode(j, validate=True)
-                except (binascii.Error, ValueError):
-                    raise _jfail(expected, j, "invalid base64") from None
-                if size is not None and len(data) != size:
-                    raise _jfail(expected, j, f"{len(data)} bytes, not {size}")
-                return data
+                    return (name, conv(j))
+                except Mismatch as exc:
+                    if exc.segments and (deepest is None or len(exc.segments) > len(deepest.segments)):
+                        deepest = exc
+            if deepest is not None:
+                raise deepest
+            raise _jfail(expected, j)
 
-            if special in _TABULAR:
-                return _tabular(special, b64, expected)
-            return b64
-        if kind == "enum":
-            symbols = frozenset(node.symbols)
+        return union
 
-            def symbol(j: Any) -> Any:
-                if isinstance(j, str) and j in symbols:
-                    return j
+    def on_timestamp(self, node: Node, unit: int) -> Converter:
+        expected = json_type_name(node)
+
+        def timestamp(j: Any) -> Any:
+            if not isinstance(j, str):
                 raise _jfail(expected, j)
+            try:
+                micros = parse_timestamp(j)
+            except (ValueError, OverflowError) as exc:
+                raise _jfail(expected, j, str(exc)) from None
+            return micros // unit
 
-            return symbol
-        if kind == "array":
-            assert node.items is not None
-            return _array(self.build(node.items), list, _jfail, expected)
-        if kind == "map":
-            assert node.values is not None
-            return _mapping(self.build(node.values), _jfail, expected)
-        if kind == "record":
-            specs = [
-                (
-                    f.name,
-                    self.build(f.node),
-                    convert._field_default(node, f),
-                    convert._segment_for_field(f.name),
-                )
-                for f in node.fields
-            ]
-            names = frozenset(f.name for f in node.fields)
+        return timestamp
 
-            def record(j: Any) -> Any:
-                if not isinstance(j, dict):
-                    raise _jfail(expected, j)
-                out = {}
-                for name, conv, default, segment in specs:
-                    if name in j:
-                        try:
-                            out[name] = conv(j[name])
-                        except _Mismatch as exc:
-                            exc.segments.append(segment)
-                            raise
-                    elif default is not convert._MISSING:
-                        out[name] = default
-                    else:
-                        raise _jfail(expected, j, f"missing member {name!r}")
-                unknown = [k for k in j if k not in names]
-                if unknown:
-                    raise _jfail(expected, j, "unknown member(s) " + ", ".join(repr(k) for k in unknown))
-                return out
+    def on_date(self, node: Node) -> Converter:
+        expected = json_type_name(node)
 
-            return record
-        if kind == "union":
-            branches = [(b.branch_name, self.build(b)) for b in node.branches]
-
-            def union(j: Any) -> Any:
-                deepest: _Mismatch | None = None
-                for name, conv in branches:
-                    try:
-                        return (name, conv(j))
-                    except _Mismatch as exc:
-                        if exc.segments and (deepest is None or len(exc.segments) > len(deepest.segments)):
-                            deepest = exc
-                if deepest is not None:
-                    raise deepest
+        def date(j: Any) -> Any:
+            if not isinstance(j, str):
                 raise _jfail(expected, j)
+            try:
+                return parse_date(j)
+            except ValueError as exc:
+                raise _jfail(expected, j, str(exc)) from None
 
-            return union
-        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+        return date
+
+    def on_decimal(self, node: Node) -> Converter:
+        expected = json_type_name(node)
+
+        def dec(j: Any) -> Any:
+            if isinstance(j, bool) or not isinstance(j, (str, int)):
+                raise _jfail(expected, j)
+            try:
+                return logical.encode_decimal(j)
+            except ValueError:
+                raise _jfail(expected, j, "not a decimal number") from None
+
+        return dec
+
+    def on_ndarray(self, node: Node) -> Converter:
+        return _tabular(_avro.NDARRAY, self.on_bytes(node), json_type_name(node))
+
+    def on_arrow(self, node: Node) -> Converter:
+        return _tabular(_avro.ARROW, self.on_bytes(node), json_type_name(node))
+
+    def on_dataframe(self, node: Node) -> Converter:
+        return _tabular(_avro.PANDAS_PYTHON, self.on_bytes(node), json_type_name(node))
 
 
 # --- arrays and tables as JSON (the forms MLflow users send) ---------------------------------------
@@ -549,14 +601,14 @@ def _tabular(special: str, b64: Converter, expected: str) -> Converter:
 def _ndarray_from_json(j: Any, special: str, expected: str) -> bytes:
     if not isinstance(j, list):
         raise _jfail(expected, j)
-    np = convert.logical.require("numpy")
+    np = logical.require("numpy")
     try:
         array = np.array(j)
     except (ValueError, TypeError, OverflowError) as exc:  # ragged, or too large an integer
         raise _jfail(expected, j, f"not a rectangular array of numbers: {exc}") from None
     if array.dtype.kind not in "biuf":
         raise _jfail(expected, j, "its items are not all numbers (or all booleans)")
-    return convert.logical.encode_ndarray(array)
+    return logical.encode_ndarray(array)
 
 
 def _table_from_json(j: Any, special: str, expected: str) -> Any:
@@ -582,15 +634,15 @@ def _table_from_json(j: Any, special: str, expected: str) -> Any:
             raise _jfail(expected, j, "a pyarrow.Table has no index")
     else:
         raise _jfail(expected, j)
-    pa = convert.logical.require("pyarrow")  # both need it: a DataFrame travels as Arrow
+    pa = logical.require("pyarrow")  # both need it: a DataFrame travels as Arrow
     try:
         if special == _avro.PANDAS_PYTHON:
-            pd = convert.logical.require("pandas")
+            pd = logical.require("pandas")
             if columns is None and index is None and isinstance(j, list):
                 frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
             else:
                 frame = pd.DataFrame(rows, columns=columns, index=index)
-            return convert.logical.encode_dataframe(frame)
+            return logical.encode_dataframe(frame)
         if columns is None and isinstance(j, list):
             table = pa.Table.from_pylist(rows)
         else:
@@ -598,7 +650,7 @@ def _table_from_json(j: Any, special: str, expected: str) -> Any:
             if any(len(row) != len(names) for row in rows):
                 raise ValueError(f"every row must have {len(names)} values, one per column")
             table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)})
-        return convert.logical.encode_arrow(table)
+        return logical.encode_arrow(table)
     except (ValueError, TypeError, pa.ArrowException) as exc:
         raise _jfail(expected, j, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
@@ -641,73 +693,99 @@ def _tabular_schemas(special: str) -> list[dict]:
     return [_RECORDS_SCHEMA, split]
 
 
-class _JsonSchema:
+class _JsonSchema(SchemaWalker):
+    """The JSON Schema of each node; named types go in `defs`, referred to by "$ref"."""
+
     def __init__(self, ref_prefix: str, inputs: bool = True) -> None:
+        super().__init__()
         self.ref_prefix = ref_prefix
         self.inputs = inputs
         self.defs: dict[str, Any] = {}
         self.done: set[str] = set()
 
     def build(self, node: Node) -> dict:
-        kind, special = node.type, _avro.logical_kind(node)
-        if node.name is not None:
-            ref = {"$ref": self.ref_prefix + node.name}
-            if node.name not in self.done:
-                self.done.add(node.name)
-                self.defs[node.name] = self._named(node)
-            return ref
-        if special in (_avro.TIMESTAMP_MICROS, _avro.TIMESTAMP_MILLIS):
-            return {"type": "string", "format": "date-time"}
-        if special == _avro.DATE:
-            return {"type": "string", "format": "date"}
-        if special == _avro.DECIMAL:
-            return {"type": "string", "pattern": _DECIMAL_PATTERN}
-        if kind == "null":
-            return {"type": "null"}
-        if kind == "boolean":
-            return {"type": "boolean"}
-        if kind in ("int", "long"):
-            low, high = convert.LONG_RANGE if kind == "long" else convert.INT_RANGE
-            return {"type": "integer", "minimum": low, "maximum": high}
-        if kind in ("float", "double"):
-            return {"anyOf": [{"type": "number"}, {"enum": list(_SPECIAL_FLOATS)}]}
-        if kind == "string":
-            return {"type": "string"}
-        if kind == "bytes":
-            schema = {"type": "string", "contentEncoding": "base64", "pattern": _BASE64_PATTERN}
-            media = _MEDIA_TYPES.get(node.logical or "")
-            if media:
-                schema["contentMediaType"] = media
-            if self.inputs and special in _TABULAR:
-                schema["title"] = "base64 " + (
-                    "of .npy bytes" if special == _avro.NDARRAY else "Arrow IPC stream"
-                )
-                return {"anyOf": [*_tabular_schemas(special), schema]}
-            return schema
-        if kind == "array":
-            assert node.items is not None
-            return {"type": "array", "items": self.build(node.items)}
-        if kind == "map":
-            assert node.values is not None
-            return {"type": "object", "additionalProperties": self.build(node.values)}
-        if kind == "union":
-            return {"anyOf": [self.build(b) for b in node.branches]}
-        raise SchemaError(f"unsupported Avro type {kind!r}")  # pragma: no cover
+        if node.name is None:
+            return self.walk(node)
+        if node.name not in self.done:
+            self.done.add(node.name)
+            self.defs[node.name] = self.walk(node)
+        return {"$ref": self.ref_prefix + node.name}
 
-    def _named(self, node: Node) -> dict:
-        title = _avro.python_type_name(node)
-        if node.type == "enum":
-            return {"title": title, "type": "string", "enum": list(node.symbols)}
-        if node.type == "fixed":
-            length = 4 * ((node.size + 2) // 3)
-            return {
-                "title": title,
-                "type": "string",
-                "contentEncoding": "base64",
-                "pattern": _BASE64_PATTERN,
-                "minLength": length,
-                "maxLength": length,
-            }
+    def on_null(self, node: Node) -> dict:
+        return {"type": "null"}
+
+    def on_boolean(self, node: Node) -> dict:
+        return {"type": "boolean"}
+
+    def on_integer(self, node: Node) -> dict:
+        low, high = convert.LONG_RANGE if node.type == "long" else convert.INT_RANGE
+        return {"type": "integer", "minimum": low, "maximum": high}
+
+    def on_number(self, node: Node) -> dict:
+        return {"anyOf": [{"type": "number"}, {"enum": list(_SPECIAL_FLOATS)}]}
+
+    def on_string(self, node: Node) -> dict:
+        return {"type": "string"}
+
+    def on_bytes(self, node: Node) -> dict:
+        schema = {"type": "string", "contentEncoding": "base64", "pattern": _BASE64_PATTERN}
+        media = _MEDIA_TYPES.get(node.logical or "")
+        if media:
+            schema["contentMediaType"] = media
+        return schema
+
+    def on_array(self, node: Node) -> dict:
+        assert node.items is not None
+        return {"type": "array", "items": self.build(node.items)}
+
+    def on_map(self, node: Node) -> dict:
+        assert node.values is not None
+        return {"type": "object", "additionalProperties": self.build(node.values)}
+
+    def on_union(self, node: Node) -> dict:
+        return {"anyOf": [self.build(b) for b in node.branches]}
+
+    def on_timestamp(self, node: Node, unit: int) -> dict:
+        return {"type": "string", "format": "date-time"}
+
+    def on_date(self, node: Node) -> dict:
+        return {"type": "string", "format": "date"}
+
+    def on_decimal(self, node: Node) -> dict:
+        return {"type": "string", "pattern": _DECIMAL_PATTERN}
+
+    def on_ndarray(self, node: Node) -> dict:
+        return self._tabular(node, _avro.NDARRAY)
+
+    def on_arrow(self, node: Node) -> dict:
+        return self._tabular(node, _avro.ARROW)
+
+    def on_dataframe(self, node: Node) -> dict:
+        return self._tabular(node, _avro.PANDAS_PYTHON)
+
+    def _tabular(self, node: Node, special: str) -> dict:
+        schema = self.on_bytes(node)
+        if not self.inputs:
+            return schema
+        schema["title"] = "base64 " + ("of .npy bytes" if special == _avro.NDARRAY else "Arrow IPC stream")
+        return {"anyOf": [*_tabular_schemas(special), schema]}
+
+    # the named types: their definitions, under "$defs" (see build)
+    def on_enum(self, node: Node) -> dict:
+        return {"title": _avro.python_type_name(node), "type": "string", "enum": list(node.symbols)}
+
+    def on_fixed(self, node: Node) -> dict:
+        length = 4 * ((node.size + 2) // 3)
+        return {
+            "title": _avro.python_type_name(node),
+            "type": "string",
+            "contentEncoding": "base64",
+            "pattern": _BASE64_PATTERN,
+            "minLength": length,
+            "maxLength": length,
+        }
+
+    def on_record(self, node: Node) -> dict:
         properties = {}
         required = []
         to_json = _ToJson()
@@ -715,15 +793,15 @@ class _JsonSchema:
             prop = self.build(f.node)
             if f.has_default:
                 try:
-                    default = to_json.build(f.node)(convert._default_datum(f.node, f.default))
-                except (ValueError, _Mismatch):
+                    default = to_json.build(f.node)(convert.default_datum(f.node, f.default))
+                except (ValueError, Mismatch):
                     pass
                 else:
                     prop = dict(prop, default=default)
             else:
                 required.append(f.name)
             properties[f.name] = prop
-        schema: dict = {"title": title, "type": "object", "properties": properties}
+        schema: dict = {"title": _avro.python_type_name(node), "type": "object", "properties": properties}
         if required:
             schema["required"] = required
         schema["additionalProperties"] = False
@@ -743,8 +821,8 @@ class JsonForm:
         self._path = path
         node = _avro.parse(schema, named=named)
         self._node = node
-        self._to_json = convert._wrap(_ToJson().build(node), path)
-        self._from_json = convert._wrap(_FromJson().build(node), path)
+        self._to_json = wrap(_ToJson().build(node), path)
+        self._from_json = wrap(_FromJson().build(node), path)
         self._to_datum: Converter | None = None
         self._from_datum: Converter | None = None
 

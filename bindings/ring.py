@@ -160,7 +160,7 @@ class Ring:
         self._lib = lib
         self.side = side
         self.name = lib.sr_name(self._h).decode()
-        info = _native._Info()
+        info = _native.RingInfo()
         lib.sr_info_get(self._h, ctypes.byref(info))
         self.capacity = int(info.capacity)
         self._scratch_size = min(_SCRATCH, self.capacity)
@@ -205,23 +205,23 @@ class Ring:
         return cls(handle.value, lib, 1)
 
     def info(self) -> dict:
-        info = _native._Info()
+        info = _native.RingInfo()
         self._enter()
         try:
             self._lib.sr_info_get(self._h, ctypes.byref(info))
         finally:
             self._leave()
-        return {name: getattr(info, name) for name, _ in _native._Info._fields_ if name != "reserved"}
+        return {name: getattr(info, name) for name, _ in _native.RingInfo._fields_ if name != "reserved"}
 
     def stats(self) -> dict:
         """What this end's waits did: waits, spins, spin_successes, sleeps (futex), wakes (futex)."""
-        stats = _native._Stats()
+        stats = _native.RingStats()
         self._enter()
         try:
             self._lib.sr_stats_get(self._h, ctypes.byref(stats))
         finally:
             self._leave()
-        return {name: getattr(stats, name) for name, _ in _native._Stats._fields_}
+        return {name: getattr(stats, name) for name, _ in _native.RingStats._fields_}
 
     def segment_bytes(self) -> bytes:
         """A copy of the whole mapped segment (header and both rings): for inspection and tests."""

@@ -153,7 +153,9 @@ def library_path(build: bool = True) -> Path:
     return _build_cached(src, digest)
 
 
-class _Info(ctypes.Structure):
+class RingInfo(ctypes.Structure):
+    """sr_info_get's struct: a ring's geometry and both ends' pids, flags and states (ring.py reads it)."""
+
     _fields_ = [
         ("capacity", ctypes.c_uint64),
         ("segment_size", ctypes.c_uint64),
@@ -168,7 +170,9 @@ class _Info(ctypes.Structure):
     ]
 
 
-class _Stats(ctypes.Structure):
+class RingStats(ctypes.Structure):
+    """sr_stats_get's struct: how often this end waited, spun and slept (ring.py reads it)."""
+
     _fields_ = [(name, ctypes.c_uint64) for name in ("waits", "spins", "spin_successes", "sleeps", "wakes")]
 
 
@@ -188,8 +192,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sr_attach": (c_int, [ctypes.c_char_p, u32, ctypes.POINTER(vp)]),
         "sr_name": (ctypes.c_char_p, [vp]),
         "sr_segment": (vp, [vp]),
-        "sr_info_get": (c_int, [vp, ctypes.POINTER(_Info)]),
-        "sr_stats_get": (c_int, [vp, ctypes.POINTER(_Stats)]),
+        "sr_info_get": (c_int, [vp, ctypes.POINTER(RingInfo)]),
+        "sr_stats_get": (c_int, [vp, ctypes.POINTER(RingStats)]),
         "sr_send": (c_int, [vp, ctypes.POINTER(Part), u32, i64]),
         "sr_send2": (c_int, [vp, vp, u64, vp, u64, i64]),
         "sr_recv": (c_int, [vp, vp, u64, ctypes.POINTER(u64), i64]),

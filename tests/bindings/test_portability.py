@@ -12,7 +12,18 @@ import pytest
 
 BINDINGS = Path(__file__).resolve().parents[2] / "bindings"
 CORE = Path(__file__).resolve().parents[2] / "core"
-MODULES = ["_avro", "codec", "convert", "envelope", "fingerprint", "jsonform", "logical", "schema"]
+MODULES = [
+    "_avro",
+    "codec",
+    "convert",
+    "envelope",
+    "fingerprint",
+    "jsonform",
+    "logical",
+    "mismatch",
+    "schema",
+    "walker",
+]
 FLOOR = sorted(path.stem for path in CORE.glob("*.py"))
 ALLOWED_THIRD_PARTY = {"fastavro"}
 
