@@ -106,8 +106,12 @@ def _publish(store_url: str, doc: dict) -> str:
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh SATCHEL_HOME (its blob cache created, as after any earlier load) inside `tmp_path`, and a
-    directory beside it holding the payloads a doctored document points at."""
+    """A fresh SATCHEL_HOME (its blob cache created and the ring library built, as after any earlier load)
+    inside `tmp_path`, and a directory beside it holding the payloads a doctored document points at."""
+    from satchel.bindings import _native
+
+    if _native.available():  # built once in the suite's home; a first load would build it in this one
+        monkeypatch.setenv("SATCHEL_RING_LIBRARY", str(_native.library_path()))
     home = tmp_path / "home"
     (home / "blobs").mkdir(parents=True)
     monkeypatch.setenv("SATCHEL_HOME", str(home))
