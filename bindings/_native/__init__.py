@@ -27,7 +27,6 @@ import sys
 import threading
 from pathlib import Path
 
-from satchel.core import settings
 
 __all__ = [
     "ABI_VERSION",
@@ -114,10 +113,17 @@ def _embeds(path: Path, digest: str) -> bool:
         return False
 
 
+def _settings():
+    # Imported when first needed: setup.py loads this file on its own (no satchel package) to compile.
+    from satchel.core import settings
+
+    return settings
+
+
 def _build_cached(src: Path, digest: str) -> Path:
     import fcntl
 
-    directory = settings.home() / "native" / digest
+    directory = _settings().home() / "native" / digest
     target = directory / LIBRARY_NAME
     if target.is_file():
         return target
@@ -131,7 +137,7 @@ def _build_cached(src: Path, digest: str) -> Path:
 
 def library_path(build: bool = True) -> Path:
     """The library to load, compiling it into SATCHEL_HOME if needed (and `build`)."""
-    explicit = settings.raw("SATCHEL_RING_LIBRARY")
+    explicit = _settings().raw("SATCHEL_RING_LIBRARY")
     if explicit:
         return Path(explicit)
     if not sys.platform.startswith("linux"):
@@ -145,7 +151,7 @@ def library_path(build: bool = True) -> Path:
     digest = source_hash(src)
     if shipped.is_file() and _embeds(shipped, digest):
         return shipped
-    cached = settings.home() / "native" / digest / LIBRARY_NAME
+    cached = _settings().home() / "native" / digest / LIBRARY_NAME
     if cached.is_file() or not build:
         if cached.is_file():
             return cached

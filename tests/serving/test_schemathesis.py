@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
 import schemathesis
@@ -22,15 +24,21 @@ SERVED = ["describe", "add", "scale"]
 CHECKS = [not_a_server_error, response_schema_conformance]
 
 
-@pytest.fixture(scope="module")
-def server(refs):
-    fns = {name: satchel.load(refs[name], workers=1) for name in SERVED}
+@contextlib.contextmanager
+def _serving(refs, names):
+    fns = {name: satchel.load(refs[name], workers=1) for name in names}
     try:
         with RunningServer(create_app(fns)) as running:
             yield running
     finally:
         for fn in fns.values():
             fn.close()
+
+
+@pytest.fixture(scope="module")
+def server(refs):
+    with _serving(refs, SERVED) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +113,8 @@ def test_each_function_documents_examples_that_work(server, api_schema) -> None:
 @pytest.fixture(scope="module")
 def job_server(refs):
     """Two functions with jobs that end without a result: `fail` (failed) and `nap` (cancelled)."""
-    fns = {name: satchel.load(refs[name], workers=1) for name in ("fail", "nap")}
-    try:
-        with RunningServer(create_app(fns)) as running:
-            yield running
-    finally:
-        for fn in fns.values():
-            fn.close()
+    with _serving(refs, ("fail", "nap")) as running:
+        yield running
 
 
 def test_job_documents_of_two_functions_keep_the_contract(job_server) -> None:
