@@ -27,7 +27,6 @@ import sys
 import threading
 from pathlib import Path
 
-
 __all__ = [
     "ABI_VERSION",
     "LIBRARY_NAME",
