@@ -227,12 +227,15 @@ class Store(ABC):
                 for chunk in iter(lambda: src.read(CHUNK), b""):
                     hasher.update(chunk)
                     out.write(chunk)
-            actual = hasher.hexdigest()
-            if actual != digest:
-                raise self._corrupted(digest, actual, what)
-            tmp.replace(dest)
+            return self._settle(tmp, dest, digest, hasher.hexdigest(), what)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _settle(self, part: Path, dest: Path, digest: str, actual: str, what: str) -> Path:
+        """Put a fetched `part` in place as `dest` if it hashed to `digest`; else BlobCorrupted."""
+        if actual != digest:
+            raise self._corrupted(digest, actual, what)
+        part.replace(dest)
         return dest
 
     def _corrupted(self, digest: str, actual: str, what: str) -> Exception:

@@ -187,12 +187,9 @@ class FileStore(Store):
                 actual = sha256_file(link)
             except OSError as exc:
                 raise StoreError(f"cannot read blob sha256:{digest} from {self.url}: {exc}") from exc
-            if actual != digest:
-                raise self._corrupted(digest, actual, what)
-            link.replace(dest)
+            return self._settle(link, dest, digest, actual, what)
         finally:
             link.unlink(missing_ok=True)
-        return dest
 
     def stat_blob(self, digest: str) -> BlobStat | None:
         try:
