@@ -31,6 +31,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "trace": ("opentelemetry.sdk",),
     "flows": ("zstandard",),
     "ray": ("ray",),
+    "conda": ("rattler", "conda_lock", "yaml"),
 }
 
 

@@ -64,6 +64,12 @@ SETTINGS: dict[str, Setting] = {
         Setting("SATCHEL_TRACE_EXPORTER", "name", "none", "span exporter of gateways and workers"),
         Setting("SATCHEL_TRACE_FILE", "path", "", "the file the jsonl exporter appends spans to"),
         Setting("SATCHEL_FLOW_LIFELINE", "int", "", "internal: a flow task's pipe to its driver"),
+        Setting(
+            "SATCHEL_CONDA_CHANNEL_ALIAS",
+            "url",
+            "https://conda.anaconda.org",
+            "where a conda channel given by name (conda-forge) is found",
+        ),
     )
 }
 
@@ -131,6 +137,15 @@ def blob_cache_dir() -> Path:
 
 def environments_dir() -> Path:
     return home() / "envs"
+
+
+def conda_dir() -> Path:
+    """rattler's package cache (`pkgs/`) and repodata cache (`repodata/`)."""
+    return home() / "conda"
+
+
+def conda_channel_alias() -> str:
+    return (raw("SATCHEL_CONDA_CHANNEL_ALIAS") or "https://conda.anaconda.org").rstrip("/") + "/"
 
 
 def kits_dir() -> Path:

@@ -96,24 +96,15 @@ class Environments:
         return self._resolved[key]
 
     def _materialize(self, python: str, pypi: tuple[str, ...], runtime: list[str]) -> StepEnvironment:
-        from satchel.packager.blobcache import BlobCache
         from satchel.packager.environment import Environment
+        from satchel.packager.locking import downloading_fetcher, lock_environment
         from satchel.packager.resolvers import get_resolver
         from satchel.runtime.environments import EnvironmentCache
 
-        resolver = get_resolver("uv", progress=self.progress)
         env = Environment(python=python, pypi=pypi)
-        lock = resolver.resolve(env, runtime)
-        cache = BlobCache()
-
+        lock = lock_environment(env, runtime, progress=self.progress)
+        resolver = get_resolver(lock.resolver, progress=self.progress)
         with tempfile.TemporaryDirectory(prefix="satchel-flow-env-") as tmp:
-
-            def fetch_file(package: Any) -> Path:
-                local = cache.lookup(package.sha256)
-                if local is not None:
-                    return local
-                downloaded = resolver.download(package, Path(tmp) / package.filename)
-                return cache.add_file(downloaded, package.sha256)
-
-            path = EnvironmentCache().ensure(lock, fetch_file, progress=self.progress)
+            fetch = downloading_fetcher(resolver, Path(tmp))
+            path = EnvironmentCache().ensure(lock, fetch, progress=self.progress)
         return StepEnvironment(env_id=lock.env_id, python=env.python, pypi=tuple(env.pypi), path=path)

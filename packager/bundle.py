@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,21 +111,7 @@ class Bundle:
             if not isinstance(art.get("name"), str):
                 raise self._field_error(f"artifacts[{index}].name", f"is {art.get('name')!r}, not a string")
             digest(art, f"artifacts[{index}].blob", f"artifact {art['name']!r}")
-        env = self.doc["environment"]
-        if not isinstance(env, dict):
-            raise self._field_error("environment", f"is {type(env).__name__}, not an object")
-        if "id" in env and not (isinstance(env["id"], str) and _ENV_ID.fullmatch(env["id"])):
-            raise self._field_error("environment.id", f"is {env['id']!r}, not 32 lowercase hex digits")
-        for index, pkg in enumerate(entries(env.get("packages"), "environment.packages")):
-            filename = pkg.get("filename")
-            field = f"environment.packages[{index}]"
-            if not (
-                isinstance(filename, str)
-                and filename not in ("", ".", "..")
-                and not any(c in filename for c in "/\\\0")
-            ):
-                raise self._field_error(f"{field}.filename", f"is {filename!r}, not a plain file name")
-            digest(pkg, f"{field}.sha256", f"package {filename}")
+        _check_environment(self.doc["environment"], self._field_error)
 
     name = property(lambda self: self.doc["name"])
     version = property(lambda self: self.doc["version"])
@@ -150,6 +136,49 @@ class Bundle:
             yield Blob(art["blob"], f"artifact {art['name']!r}", art.get("size"))
         for pkg in self.doc["environment"]["packages"]:
             yield Blob(pkg["sha256"], f"package {pkg['filename']}", pkg.get("size"))
+
+
+def _check_environment(env: Any, error: Callable[[str, str], Exception]) -> None:
+    """The environment's id and every package's file name and sha256, before any becomes a path."""
+    if not isinstance(env, dict):
+        raise error("environment", f"is {type(env).__name__}, not an object")
+    if "id" in env and not (isinstance(env["id"], str) and _ENV_ID.fullmatch(env["id"])):
+        raise error("environment.id", f"is {env['id']!r}, not 32 lowercase hex digits")
+    packages = env.get("packages")
+    if not isinstance(packages, list) or not all(isinstance(item, dict) for item in packages):
+        raise error("environment.packages", f"is {type(packages).__name__}, not a list of objects")
+    for index, pkg in enumerate(packages):
+        filename = pkg.get("filename")
+        field = f"environment.packages[{index}]"
+        if not (
+            isinstance(filename, str)
+            and filename not in ("", ".", "..")
+            and not any(c in filename for c in "/\\\0")
+        ):
+            raise error(f"{field}.filename", f"is {filename!r}, not a plain file name")
+        try:
+            check_digest(pkg.get("sha256"))
+        except ValueError:
+            raise error(
+                f"{field}.sha256 (package {filename})",
+                f"is {pkg.get('sha256')!r}, not a sha256 digest (64 lowercase hex digits)",
+            ) from None
+        subdir = pkg.get("subdir")
+        if subdir is not None and not (
+            isinstance(subdir, str) and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)?", subdir)
+        ):
+            raise error(f"{field}.subdir", f"is {subdir!r}, not a conda platform name")
+
+
+def check_lock_names(env: Any, where: str) -> None:
+    """`_check_environment` for a lock document on its own (locks/, named environments)."""
+
+    def error(field: str, problem: str) -> BundleFormatError:
+        return BundleFormatError(
+            f"{where}: {field} {problem}; the document is malformed or was tampered with"
+        )
+
+    _check_environment(env, error)
 
 
 def read_bundle(ref: BundleRef | str) -> tuple[Bundle, Store]:

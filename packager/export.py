@@ -23,11 +23,10 @@ from satchel.core.errors import SatchelError
 from satchel.core.progress import Reporter, stage
 from satchel.core.version import __version__
 from satchel.packager import code as code_capture
-from satchel.packager.blobcache import BlobCache
 from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
 from satchel.packager.gc import ExportJournal, keep_blob
+from satchel.packager.locking import lock_environment, mirror, record_lock
 from satchel.packager.refs import BundleRef, check_name
-from satchel.packager.resolvers import get_resolver
 from satchel.packager.scratch import scratch_dir
 from satchel.packager.stores import Store, open_store
 from satchel.packager.stores.base import sha256_file
@@ -266,35 +265,19 @@ def export(
 
 
 def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> BundleRef:
-    cache = BlobCache()
     with stage(f"interface of {name}", quiet=True):
         interface = interface_of(fn)
         script_names = _main_types(interface)
         captured = code_capture.capture(fn.func, script_names=script_names)
         if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
             interface = _rename_main(interface, captured.module)
-    resolver = get_resolver("uv")
-    with stage(
-        f"resolving environment (python {fn.environment.python}, {len(fn.environment.pypi)} requirements)"
-    ):
-        lock = resolver.resolve(fn.environment, runtime_requirements(interface))
+    lock = lock_environment(fn.environment, runtime_requirements(interface), store=target)
 
     # Not a TemporaryDirectory: a killed export could not remove it (a pickle may be gigabytes);
     # a scratch directory left by a dead export is removed by the next one.
     with scratch_dir(SCRATCH_PREFIX) as tmpdir:
-        files = f"{len(lock.packages)} package file{'s' if len(lock.packages) != 1 else ''}"
-        mirroring = f"mirroring {files} into {target.url}"
-        with stage(mirroring, total=len(lock.packages), quiet=True) as mirrored:  # quiet: all there already
-            journal.keep([pkg.sha256 for pkg in lock.packages])
-            for pkg in lock.packages:
-                mirrored.advance(detail=pkg.filename)
-                if not target.touch_blob(pkg.sha256):
-                    mirrored.quiet = False
-                    local = cache.lookup(pkg.sha256)
-                    if local is None:
-                        downloaded = resolver.download(pkg, tmpdir / pkg.filename)
-                        local = cache.add_file(downloaded, pkg.sha256)
-                    target.put_blob(local, pkg.sha256)
+        mirror(lock, target, keep=journal.keep)
+        record_lock(target, lock)
         n_task_artifacts = sum(len(b.artifacts) for b in fn.tasks.values())
         with stage(f"writing code and {len(fn.bound) + n_task_artifacts} artifacts"):
             artifacts = []

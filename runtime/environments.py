@@ -187,7 +187,9 @@ class EnvironmentCache:
         if env_dir.exists() or env_dir.is_symlink():
             self._remove(env_dir)
 
-        interpreter = interpreters.find_interpreter(lock.python)
+        resolver = get_resolver(lock.resolver, progress=progress)
+        # a conda environment brings its own interpreter; a venv is built over one of this machine's
+        interpreter = interpreters.find_interpreter(lock.python) if resolver.needs_interpreter else None
         files: dict[str, Path] = {}
         for index, package in enumerate(lock.packages, start=1):
             say(f"fetching {package.name} {package.version} ({index}/{len(lock.packages)})")
@@ -204,14 +206,13 @@ class EnvironmentCache:
             say(f"building environment {env_id} (Python {lock.python}, {len(lock.packages)} packages)")
             started = time.monotonic()
             stage.advance(0, f"installing into Python {lock.python}")
-            resolver = get_resolver(lock.resolver, progress=progress)
             resolver.materialize(lock, files, building, interpreter)
             marker = {
                 "env_id": env_id,
                 "python": lock.python,
                 "resolver": lock.resolver,
                 "platform": lock.platform,
-                "interpreter": str(interpreter),
+                "interpreter": str(interpreter) if interpreter else str(python_path(env_dir)),
                 "packages": [f"{p.name}=={p.version}" for p in lock.packages],
                 "created": _now().isoformat(),
                 "build_seconds": round(time.monotonic() - started, 3),

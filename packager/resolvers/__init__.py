@@ -25,7 +25,10 @@ __all__ = [
 
 RESOLVERS: Registry[Resolver] = Registry(
     "environment resolver",
-    {"uv": Entry("satchel.packager.resolvers.uv:UvResolver")},
+    {
+        "uv": Entry("satchel.packager.resolvers.uv:UvResolver"),
+        "rattler": Entry("satchel.packager.resolvers.rattler:RattlerResolver", extra="conda"),
+    },
     unknown=EnvironmentResolutionError,
 )
 

@@ -1,6 +1,7 @@
 """The environment-resolver interface: requested `Environment` -> pinned `Lock` -> materialized env.
 
-Backends: `uv` (PyPI) now; `rattler` (conda) later, as a sibling module.
+Backends: `uv` (PyPI: a virtual environment over an interpreter of this machine) and `rattler` (conda:
+a prefix with its own interpreter, plus PyPI wheels installed into it with uv).
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from satchel.packager.environment import Environment
 
 
 @dataclass(frozen=True)
 class LockedPackage:
-    """One package file, pinned: the exact file a target installs, with its sha256."""
+    """One package file, pinned: the exact file a target installs, with its sha256.
+
+    `manager` is "pip" (a wheel) or "conda" (a .conda or .tar.bz2 package); a conda package also
+    carries its `subdir`, `channel`, `md5` and the repodata `record` the channel gave for it (what
+    rattler's installer needs to install it again from the mirrored file alone).
+    """
 
     name: str
     version: str
@@ -26,6 +32,41 @@ class LockedPackage:
     url: str
     sha256: str
     size: int | None = None
+    manager: str = "pip"
+    md5: str | None = None
+    subdir: str | None = None
+    channel: str | None = None
+    depends: tuple[str, ...] = ()
+    record: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["depends"] = list(self.depends)
+        # a wheel's entry stays as it always was: the conda fields only where they mean something
+        return {k: v for k, v in data.items() if k in _WHEEL_FIELDS or v not in (None, [], "pip")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LockedPackage:
+        known = {k: v for k, v in data.items() if k in _FIELDS}
+        known["depends"] = tuple(known.get("depends") or ())
+        return cls(**known)
+
+
+_FIELDS = {
+    "name",
+    "version",
+    "filename",
+    "url",
+    "sha256",
+    "size",
+    "manager",
+    "md5",
+    "subdir",
+    "channel",
+    "depends",
+    "record",
+}
+_WHEEL_FIELDS = {"name", "version", "filename", "url", "sha256", "size"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +79,20 @@ class Lock:
     packages: tuple[LockedPackage, ...]
     runtime_requirements: tuple[str, ...] = ()
     requested: Environment = field(default_factory=Environment)
+    channels: tuple[str, ...] = ()  # conda: the channels solved from, as URLs
+    subdir: str | None = None  # conda: the platform solved for ("linux-64")
+    virtual_packages: tuple[str, ...] = ()  # conda: the virtual packages solved with ("__glibc=2.36")
+    requested_id: str | None = None  # `Environment.request_id` of what was asked
+
+    @property
+    def is_conda(self) -> bool:
+        return self.resolver == "rattler"
+
+    def conda_packages(self) -> tuple[LockedPackage, ...]:
+        return tuple(p for p in self.packages if p.manager == "conda")
+
+    def pypi_packages(self) -> tuple[LockedPackage, ...]:
+        return tuple(p for p in self.packages if p.manager != "conda")
 
     @property
     def env_id(self) -> str:
@@ -54,15 +109,22 @@ class Lock:
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "resolver": self.resolver,
             "python": self.python,
             "platform": self.platform,
             "env_id": self.env_id,
             "requested": self.requested.to_dict(),
             "runtime_requirements": list(self.runtime_requirements),
-            "packages": [asdict(p) for p in self.packages],
+            "packages": [p.to_dict() for p in self.packages],
         }
+        if self.requested_id:
+            data["requested_id"] = self.requested_id
+        if self.is_conda:
+            data.update(
+                channels=list(self.channels), subdir=self.subdir, virtual_packages=list(self.virtual_packages)
+            )
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Lock:
@@ -70,9 +132,13 @@ class Lock:
             resolver=data["resolver"],
             python=data["python"],
             platform=data["platform"],
-            packages=tuple(LockedPackage(**p) for p in data["packages"]),
+            packages=tuple(LockedPackage.from_dict(p) for p in data["packages"]),
             runtime_requirements=tuple(data.get("runtime_requirements", ())),
             requested=Environment.from_dict(data["requested"]),
+            channels=tuple(data.get("channels", ())),
+            subdir=data.get("subdir"),
+            virtual_packages=tuple(data.get("virtual_packages", ())),
+            requested_id=data.get("requested_id"),
         )
 
 
@@ -93,6 +159,12 @@ class Resolver(ABC):
         """Fetch one package file from its index into `dest` (a file path), verifying its sha256."""
 
     @abstractmethod
-    def materialize(self, lock: Lock, files: Mapping[str, Path], dest: Path, interpreter: Path) -> None:
+    def materialize(
+        self, lock: Lock, files: Mapping[str, Path], dest: Path, interpreter: Path | None
+    ) -> None:
         """Build the environment at `dest` from local package files only (`files`: sha256 -> path),
-        with bytecode compiled. Never reaches a package index."""
+        with bytecode compiled. Never reaches a package index. `interpreter` is the machine's
+        interpreter for `lock.python` when `needs_interpreter`, else None (the environment brings its own)."""
+
+    #: Whether `materialize` builds over an interpreter of this machine (a venv) rather than its own.
+    needs_interpreter: ClassVar[bool] = True

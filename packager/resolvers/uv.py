@@ -9,30 +9,27 @@ directory of the locked files.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from packaging import tags
 from packaging.markers import InvalidMarker, Marker
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from satchel.core import settings as config
-from satchel.core.errors import BlobCorrupted, EnvironmentBuildError, EnvironmentResolutionError
+from satchel.core.errors import EnvironmentBuildError, EnvironmentResolutionError
 from satchel.packager import interpreters
 from satchel.packager.environment import Environment
 from satchel.packager.resolvers.base import Lock, LockedPackage, Progress, Resolver
+from satchel.packager.resolvers.download import download
+from satchel.packager.resolvers.pins import check_additions, check_requirements, satisfied_by
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -277,112 +274,95 @@ class UvResolver(Resolver):
     # -- resolve ----------------------------------------------------------------------------------
 
     def resolve(self, env: Environment, runtime_requirements: list[str]) -> Lock:
-        runtime = tuple(runtime_requirements)
-        for req in runtime:
-            try:
-                Requirement(req)
-            except InvalidRequirement as exc:
-                raise EnvironmentResolutionError(f"runtime requirement {req!r} is not valid: {exc}") from None
+        if env.is_conda:
+            raise EnvironmentResolutionError(
+                "the uv resolver builds PyPI environments only; conda packages need the rattler resolver"
+            )
+        runtime = check_requirements(runtime_requirements)
+        base = env.base
+        pinned = {p.name: p for p in base.packages} if base is not None else {}
         requirements = [*env.pypi, *runtime]
-        packages: list[LockedPackage] = []
+        if base is not None:
+            check_additions(env.pypi, pinned, f"the base environment {base.env_id[:12]}")
+            requirements = [r for r in requirements if not satisfied_by(r, pinned)]
+        packages = list(pinned.values())
         if requirements:
-            self._say(f"resolving {len(requirements)} requirement(s) for Python {env.python} with uv")
-            with tempfile.TemporaryDirectory(prefix="satchel-resolve-") as tmp:
-                tmpdir = Path(tmp)
-                (tmpdir / "requirements.in").write_text("\n".join(requirements) + "\n", encoding="utf-8")
-                out = tmpdir / "pylock.toml"
-                proc = run_uv(
-                    [
-                        "pip",
-                        "compile",
-                        "requirements.in",
-                        "--python-version",
-                        env.python,
-                        "--format",
-                        "pylock.toml",
-                        "-o",
-                        str(out),
-                        "--no-header",
-                        "--quiet",
-                        "--no-python-downloads",
-                        "--color",
-                        "never",
-                    ],
-                    cwd=tmpdir,
-                )
-                if proc.returncode != 0 or not out.is_file():
-                    listed = ", ".join(requirements)
-                    raise EnvironmentResolutionError(
-                        f"Could not resolve the environment (Python {env.python}: {listed}).\n"
-                        f"uv says:\n{uv_error_text(proc.stderr)}\n"
-                        "Check the package names and versions on your package index, relax "
-                        "conflicting pins, or check your network and index settings."
-                    )
-                if tomllib is None:  # pragma: no cover
-                    raise EnvironmentResolutionError(
-                        "reading uv's pylock.toml on Python 3.10 needs the `tomli` package: pip install tomli"
-                    )
-                try:
-                    data = tomllib.loads(out.read_text(encoding="utf-8"))
-                except tomllib.TOMLDecodeError as exc:  # pragma: no cover
-                    raise EnvironmentResolutionError(f"uv wrote an unreadable pylock.toml: {exc}") from None
-            packages = parse_pylock(data, env.python)
-            self._say(f"resolved {len(packages)} package(s)")
+            constraints = [f"{p.name}=={p.version}" for p in pinned.values()]
+            solved = self.compile(requirements, env.python, constraints=constraints)
+            packages += [p for p in solved if p.name not in pinned]
         return Lock(
             resolver=self.name,
             python=env.python,
             platform=interpreters.machine_platform(),
-            packages=tuple(packages),
+            packages=tuple(sorted(packages, key=lambda p: p.name)),
             runtime_requirements=runtime,
             requested=env,
+            requested_id=env.request_id(runtime),
         )
+
+    def compile(
+        self, requirements: list[str], python: str, *, constraints: list[str] = ()
+    ) -> list[LockedPackage]:
+        """Pin `requirements` (and their dependencies) to wheels for Python `python`, within `constraints`."""
+        self._say(f"resolving {len(requirements)} requirement(s) for Python {python} with uv")
+        with tempfile.TemporaryDirectory(prefix="satchel-resolve-") as tmp:
+            tmpdir = Path(tmp)
+            (tmpdir / "requirements.in").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+            extra = []
+            if constraints:
+                (tmpdir / "constraints.txt").write_text("\n".join(constraints) + "\n", encoding="utf-8")
+                extra = ["--constraint", "constraints.txt"]
+            out = tmpdir / "pylock.toml"
+            proc = run_uv(
+                [
+                    "pip",
+                    "compile",
+                    "requirements.in",
+                    *extra,
+                    "--python-version",
+                    python,
+                    "--format",
+                    "pylock.toml",
+                    "-o",
+                    str(out),
+                    "--no-header",
+                    "--quiet",
+                    "--no-python-downloads",
+                    "--color",
+                    "never",
+                ],
+                cwd=tmpdir,
+            )
+            if proc.returncode != 0 or not out.is_file():
+                listed = ", ".join(requirements)
+                pinned = (
+                    f" with {len(constraints)} package(s) pinned by the base environment"
+                    if constraints
+                    else ""
+                )
+                raise EnvironmentResolutionError(
+                    f"Could not resolve the environment (Python {python}: {listed}){pinned}.\n"
+                    f"uv says:\n{uv_error_text(proc.stderr)}\n"
+                    "Check the package names and versions on your package index, relax "
+                    "conflicting pins, or check your network and index settings."
+                )
+            if tomllib is None:  # pragma: no cover
+                raise EnvironmentResolutionError(
+                    "reading uv's pylock.toml on Python 3.10 needs the `tomli` package: pip install tomli"
+                )
+            try:
+                data = tomllib.loads(out.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:  # pragma: no cover
+                raise EnvironmentResolutionError(f"uv wrote an unreadable pylock.toml: {exc}") from None
+        packages = parse_pylock(data, python)
+        self._say(f"resolved {len(packages)} package(s)")
+        return packages
 
     # -- download ---------------------------------------------------------------------------------
 
     def download(self, package: LockedPackage, dest: Path) -> Path:
-        dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         self._say(f"downloading {package.filename}")
-        last_error: Exception | None = None
-        for attempt in range(3):
-            if attempt:
-                time.sleep(0.5 * 2**attempt)
-            fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{package.filename}.", suffix=".part")
-            tmp = Path(tmp_name)
-            try:
-                digest = hashlib.sha256()
-                size = 0
-                request = urllib.request.Request(package.url, headers={"User-Agent": "satchel (urllib)"})
-                with (
-                    os.fdopen(fd, "wb") as out,
-                    urllib.request.urlopen(request, timeout=self.download_timeout) as response,
-                ):
-                    while chunk := response.read(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-                actual = digest.hexdigest()
-                if actual != package.sha256:
-                    raise BlobCorrupted(
-                        f"{package.name} {package.version}: {package.filename} downloaded from {package.url} "
-                        f"hashes to sha256:{actual} ({size} bytes), but the lock expects "
-                        f"sha256:{package.sha256}"
-                    )
-                os.replace(tmp, dest)
-                return dest
-            except BlobCorrupted:
-                raise
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
-                last_error = exc
-                if isinstance(exc, urllib.error.HTTPError) and 400 <= exc.code < 500 and exc.code != 429:
-                    break
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
-        raise EnvironmentBuildError(
-            f"could not download {package.name} {package.version} ({package.filename}) from {package.url}: "
-            f"{last_error}. Check your network connection (the file is needed once; it is cached afterwards)."
-        )
+        return download(package, dest, timeout=self.download_timeout)
 
     # -- materialize ------------------------------------------------------------------------------
 
@@ -423,46 +403,52 @@ class UvResolver(Resolver):
             raise EnvironmentBuildError(
                 f"{interpreter} is Python {actual}, but environment {lock.env_id} is locked for Python {lock.python}"
             )
-        if not lock.packages:
-            return
+        self._say(f"installing {len(lock.packages)} package(s)")
+        install_wheels(python, lock.packages, files, what=f"environment {lock.env_id}")
 
-        with tempfile.TemporaryDirectory(prefix="satchel-install-") as tmp:
-            tmpdir = Path(tmp)
-            links = tmpdir / "wheels"
-            links.mkdir()
-            lines = []
-            for package in lock.packages:
-                _link(Path(files[package.sha256]), links / package.filename)
-                lines.append(f"{package.name}=={package.version} --hash=sha256:{package.sha256}")
-            requirements = tmpdir / "requirements.txt"
-            requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            self._say(f"installing {len(lock.packages)} package(s)")
-            proc = run_uv(
-                [
-                    "pip",
-                    "install",
-                    "--python",
-                    str(python),
-                    "--offline",
-                    "--no-index",
-                    "--find-links",
-                    str(links),
-                    "--require-hashes",
-                    "--no-deps",
-                    "--no-build",
-                    "--compile-bytecode",
-                    "--no-config",
-                    "--color",
-                    "never",
-                    "-r",
-                    str(requirements),
-                ],
-                cwd=tmpdir,
-            )
-        if proc.returncode != 0:
-            raise EnvironmentBuildError(
-                f"could not install the packages of environment {lock.env_id}:\n{uv_error_text(proc.stderr)}"
-            )
+
+def install_wheels(
+    python: Path, packages: Sequence[LockedPackage], files: Mapping[str, Path], *, what: str
+) -> None:
+    """Install locked wheels into the environment of `python` from local files only, bytecode compiled."""
+    if not packages:
+        return
+    with tempfile.TemporaryDirectory(prefix="satchel-install-") as tmp:
+        tmpdir = Path(tmp)
+        links = tmpdir / "wheels"
+        links.mkdir()
+        lines = []
+        for package in packages:
+            _link(Path(files[package.sha256]), links / package.filename)
+            lines.append(f"{package.name}=={package.version} --hash=sha256:{package.sha256}")
+        requirements = tmpdir / "requirements.txt"
+        requirements.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        proc = run_uv(
+            [
+                "pip",
+                "install",
+                "--python",
+                str(python),
+                "--offline",
+                "--no-index",
+                "--find-links",
+                str(links),
+                "--require-hashes",
+                "--no-deps",
+                "--no-build",
+                "--compile-bytecode",
+                "--no-config",
+                "--color",
+                "never",
+                "-r",
+                str(requirements),
+            ],
+            cwd=tmpdir,
+        )
+    if proc.returncode != 0:
+        raise EnvironmentBuildError(
+            f"could not install the packages of {what}:\n{uv_error_text(proc.stderr)}"
+        )
 
 
 def _venv_version(env_dir: Path) -> str | None:
