@@ -87,11 +87,6 @@ def test_offline_rehydration_over_http(private_channel, store_url: str, tmp_path
 def test_lock_document_shape(conda_channel, store_url: str) -> None:
     fn = conda_function(conda_fns.describe, str(conda_channel.path), ["humanize", "fastavro"])
     ref = fn.export(name="shape", store=store_url, progress=False)
-    env = (
-        json.loads(Path(read_bundle(ref)[1].root if False else "/dev/null").read_text() or "{}")
-        if False
-        else None
-    )
     doc = read_bundle(ref)[0].doc["environment"]
     assert doc["resolver"] == "rattler" and doc["subdir"] == "linux-64"
     assert doc["channels"] == [conda_channel.path.as_uri() + "/"]
