@@ -161,8 +161,14 @@ def test_a_flow_runs_without_the_flows_extra_and_zstd_artifacts_name_it(bare: Pa
             "trace",
             "opentelemetry",
         ),
+        (
+            "import satchel\nfrom satchel.packager.locking import lock_environment\n"
+            "lock_environment(satchel.Environment(conda=['python'], channels=['conda-forge']))",
+            "conda",
+            "rattler",
+        ),
     ],
-    ids=["serve", "create_app", "ray-backend", "s3-store", "ray-executor", "trace"],
+    ids=["serve", "create_app", "ray-backend", "s3-store", "ray-executor", "trace", "conda"],
 )
 def test_the_python_api_raises_missing_extra(
     bare: Path, tmp_path: Path, code: str, extra: str, module: str

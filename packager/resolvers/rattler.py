@@ -352,7 +352,10 @@ class RattlerResolver(Resolver):
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 hints.append(f"no package named {name!r} in {listed}{hint}")
             else:
-                hints.append(f"no version of {name} in {listed} matches {spec!r} for {subdir}")
+                hints.append(
+                    f"no version of {name} in {listed} matches {spec!r} for {subdir}"
+                    + _versions_there(rattler, gateway, channels, subdir, name)
+                )
         pinned = {p.name: p for p in base}
         for line in lines:  # "humanize 4.12.1 is locked, but another version is required"
             if "is locked" in line:
@@ -441,6 +444,17 @@ class RattlerResolver(Resolver):
         self._say(f"installing {len(lock.pypi_packages())} wheel(s)")
         install_wheels(python, lock.pypi_packages(), files, what=f"environment {lock.env_id}")
         _compile_bytecode(python, dest, lock)
+
+
+def _versions_there(rattler: Any, gateway: Any, channels: list[str], subdir: str, name: str) -> str:
+    try:
+        found = run(
+            gateway.query([rattler.Channel(c) for c in channels], [subdir, "noarch"], [name], recursive=False)
+        )
+    except Exception:  # noqa: BLE001 - the explanation is best effort
+        return ""
+    versions = sorted({r.version for group in found for r in group})
+    return f" (there: {', '.join(str(v) for v in versions[-8:])})" if versions else ""
 
 
 def check_additions_conda(spec: str, pinned: Mapping[str, LockedPackage], base: Lock | None) -> None:
