@@ -69,6 +69,11 @@ class Environment:
             raise TypeError(
                 f"Environment(platform=...) takes a conda platform such as 'linux-64', not {self.platform!r}"
             )
+        if self.base is not None and not callable(getattr(self.base, "conda_packages", None)):
+            raise TypeError(
+                f"Environment(base=...) takes a resolved Lock, not {type(self.base).__name__}; to extend a "
+                "bundle's, a task's or a named environment, use Environment.of(source).extend(...)"
+            )
         if self.conda and not self.channels:
             object.__setattr__(self, "channels", DEFAULT_CHANNELS)
         for spec in self.conda:

@@ -55,6 +55,7 @@ from typing import Any
 from satchel.core import identity as _holders
 from satchel.core.errors import BundleNotFound, StoreError
 from satchel.packager.bundle import REMOVED_SUFFIX, document_key, list_names, list_versions
+from satchel.packager.locking import LOCKS_PREFIX
 from satchel.packager.refs import check_name
 from satchel.packager.stores import Store
 
@@ -209,6 +210,10 @@ def _inventory(store: Store, t0: float, threshold: float) -> _Inventory:
     found = _Inventory()
     for key in store.list_documents(""):
         if key.endswith(".log"):  # captured output: never a reference
+            continue
+        if key.startswith(LOCKS_PREFIX):
+            # a cache of resolutions (packager/locking.py): its packages live as long as a bundle or a named
+            # environment names them; an export that reuses a lock mirrors whatever went missing again
             continue
         found.named |= _digests(key)  # flow runs journal a digest as an empty document's name
         try:

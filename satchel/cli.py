@@ -213,17 +213,25 @@ def inspect_cmd(ref: str, as_json: bool) -> None:
         line(f"  bound       {', '.join(doc['function']['bound'])}")
     env = doc["environment"]
     line(f"  environment {env['id']}  python {env['python']}  {env['platform']}  ({env['resolver']})")
-    line(f"  requested   {', '.join(env['requested']['pypi']) or '(nothing)'}")
+    requested = env["requested"]
+    asked = [*(f"conda {s}" for s in requested.get("conda", [])), *requested.get("pypi", [])]
+    if requested.get("base"):
+        asked.insert(0, f"extends {requested['base'][:12]}")
+    line(f"  requested   {', '.join(asked) or '(nothing)'}")
+    if env.get("channels"):
+        line(f"  channels    {', '.join(env['channels'])}  ({env.get('subdir')})")
     runtime = {
         r.split(">")[0].split("=")[0].split("<")[0].strip().lower()
         for r in env.get("runtime_requirements", [])
     }
     table = Table(show_edge=False, box=None, pad_edge=False)
-    for col in ("package", "version", "size", "sha256", ""):
+    conda = env.get("resolver") == "rattler"
+    for col in ("package", "version", *(["from"] if conda else []), "size", "sha256", ""):
         table.add_column(col)
     for pkg in env["packages"]:
         mark = "runtime requirement" if pkg["name"].lower() in runtime else ""
-        table.add_row(pkg["name"], pkg["version"], _size(pkg.get("size")), pkg["sha256"][:16], mark)
+        source = [pkg.get("manager", "pip")] if conda else []
+        table.add_row(pkg["name"], pkg["version"], *source, _size(pkg.get("size")), pkg["sha256"][:16], mark)
     con.print(table)
     if bundle.artifacts:
         arts = Table(show_edge=False, box=None)

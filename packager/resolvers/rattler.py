@@ -228,7 +228,7 @@ class RattlerResolver(Resolver):
             )
         python_version = ".".join(python.version.split(".")[:2])
 
-        pip = self._resolve_pypi(env, runtime, conda, base, python_version)
+        pip = self._resolve_pypi(env, runtime, conda, base, python_version, subdir)
         packages = sorted([*conda, *pip], key=lambda p: (p.manager, p.name))
         return Lock(
             resolver=self.name,
@@ -383,6 +383,7 @@ class RattlerResolver(Resolver):
         conda: Sequence[LockedPackage],
         base: Lock | None,
         python: str,
+        subdir: str,
     ) -> list[LockedPackage]:
         """The wheels the PyPI part needs on top of the conda packages (and the base's wheels)."""
         provided: dict[str, Any] = dict(_python_dists(conda))
@@ -393,6 +394,13 @@ class RattlerResolver(Resolver):
         wanted = [r for r in (*env.pypi, *runtime) if not satisfied_by(r, provided)]
         if not wanted:
             return list(base_pip.values())
+        if subdir != machine_subdir():
+            # wheels are picked by this machine's tags (uv.target_tags): they would not fit another platform
+            raise EnvironmentResolutionError(
+                f"the PyPI part ({', '.join(wanted)}) can only be resolved for this machine's platform "
+                f"({machine_subdir()}), not {subdir}: resolve on a {subdir} machine, or take these packages "
+                "from the conda channel instead (conda=[...])"
+            )
         constraints = [f"{name}=={p.version}" for name, p in sorted(provided.items())]
         solved = self._uv.compile(wanted, python, constraints=constraints)
         return [*base_pip.values(), *(p for p in solved if p.name not in provided)]

@@ -24,6 +24,12 @@ class Environment:
     def from_current(cls, *args: Any, **kwargs: Any) -> Environment:
         return cls()
 
+    # a module may name its environment by reference; inside the worker it is already materialized
+    from_file = named = of = resolved = from_current
+
+    def extend(self, *args: Any, **kwargs: Any) -> Environment:
+        return self
+
 
 class Function:
     """Keeps the plain function; calling it calls the function."""

@@ -95,3 +95,45 @@ def test_lock_document_shape(conda_channel, store_url: str) -> None:
     assert (
         python["manager"] == "conda" and len(python["md5"]) == 32 and python["record"]["subdir"] == "linux-64"
     )
+
+
+def test_gc_does_not_keep_packages_for_the_lock_cache_and_a_reused_lock_mirrors_them_again(
+    private_channel, store_url: str
+) -> None:
+    import time
+
+    from satchel.packager.gc import gc, remove
+    from satchel.packager.stores import open_store
+
+    fn = conda_function(conda_fns.describe, str(private_channel.path), ["humanize", "fastavro"])
+    ref = fn.export(name="collected", store=store_url, progress=False)
+    lock = read_bundle(ref)[0].lock
+    store = open_store(store_url)
+    remove(store, "collected")
+    summary = gc(store, grace=0, now=time.time() + 7200)  # past the tombstone's grace too
+    assert {p.sha256 for p in lock.packages} <= set(summary.blobs_deleted)
+    assert store.list_documents("locks/"), "the resolution is still remembered"
+    again = fn.export(name="collected", store=store_url, progress=False)  # from the remembered lock
+    assert read_bundle(again)[0].lock.env_id == lock.env_id
+    assert all(store.has_blob(p.sha256) for p in lock.packages)
+
+
+def test_inspect_shows_the_conda_request_channels_and_where_each_package_came_from(
+    conda_channel, store_url: str
+) -> None:
+    fn = conda_function(
+        conda_fns.describe, str(conda_channel.path), ["humanize=4.12", "fastavro"], ["six==1.17.0"]
+    )
+    ref = fn.export(name="shown", store=store_url, progress=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "satchel", "inspect", str(ref)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(
+        line.split() == ["requested", "conda", "humanize=4.12,", "conda", "fastavro,", "six==1.17.0"]
+        for line in lines
+    ), proc.stdout
+    assert any(line.strip().startswith("channels") and conda_channel.path.as_uri() in line for line in lines)
+    rows = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["humanize"], ["six"])}
+    assert rows["humanize"][2] == "conda" and rows["six"][2] == "pip"

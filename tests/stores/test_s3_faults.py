@@ -14,6 +14,7 @@ import pytest
 
 import satchel
 from satchel.core.errors import StoreError
+from satchel.packager.bundle import read_bundle
 from satchel.packager.stores import open_store
 from satchel.packager.stores.s3 import S3Store
 from tests.fixtures.faulty_proxy import faulty_proxy
@@ -110,7 +111,11 @@ def test_export_and_load_of_a_large_artifact_through_faults(
                 assert fn() == hashlib.sha256(data).hexdigest()
     assert proxy.cuts >= 3
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
-    assert open_store(s3_store_url).list_documents("") == ["bundles/digest-of/1.json"]
+    requested = read_bundle(ref)[0].lock.requested_id  # the resolution is remembered beside the bundle
+    assert open_store(s3_store_url).list_documents("") == [
+        "bundles/digest-of/1.json",
+        f"locks/{requested}.json",
+    ]
 
 
 def test_document_reads_start_over_when_cut(s3_store_url: str, s3_server: str) -> None:
