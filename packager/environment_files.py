@@ -192,6 +192,8 @@ def _python_version(path: Path, conda: Sequence[str], given: str | None) -> str:
     """The file's pinned python (major.minor), else `given`, else this interpreter's."""
     with needs_extra("conda", FEATURE):
         import rattler
+    if given is not None:
+        given = Environment(python=given).python  # its checks: a string, a version like "3.11"
     pinned: str | None = None
     for spec in conda:
         match = rattler.MatchSpec(spec)
@@ -200,12 +202,10 @@ def _python_version(path: Path, conda: Sequence[str], given: str | None) -> str:
         found = _PINNED_PYTHON.match(str(match.version))
         if found:
             pinned = f"{found.group(1)}.{found.group(2)}"
-    if pinned and given:
-        asked = ".".join(str(given).split(".")[:2])
-        if asked != pinned:
-            raise EnvironmentResolutionError(
-                f"{path}: the file pins python {pinned}, but python={given!r} was given; drop one of them"
-            )
+    if pinned and given and given != pinned:
+        raise EnvironmentResolutionError(
+            f"{path}: the file pins python {pinned}, but python={given!r} was given; drop one of them"
+        )
     return pinned or given or f"{sys.version_info.major}.{sys.version_info.minor}"
 
 

@@ -103,7 +103,9 @@ def conda_subdir(platform: str) -> str:
         return _SUBDIRS[platform]
     except KeyError:
         known = ", ".join(_SUBDIRS)
-        raise EnvironmentResolutionError(f"platform {platform!r} has no conda platform; known: {known}") from None
+        raise EnvironmentResolutionError(
+            f"platform {platform!r} has no conda platform; known: {known}"
+        ) from None
 
 
 def channel_url(channel: str) -> str:

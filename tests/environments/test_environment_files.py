@@ -227,6 +227,13 @@ def test_python_version_from_the_file_the_argument_or_this_interpreter(
     assert env.channels == ("conda-forge",)  # no channels: Satchel's default
 
 
+def test_the_python_argument_is_checked_as_environment_checks_it(tmp_path: Path) -> None:
+    path = written(tmp_path, "environment.yml", "dependencies: [python=3.10]\n")
+    with pytest.raises(TypeError, match="as a number 3.10 is 3.1"):
+        read_environment_yml(path, python=3.10)
+    assert read_environment_yml(path, python="3.10.4").python == "3.10"
+
+
 def test_pip_only_file_is_a_pypi_environment(tmp_path: Path) -> None:
     path = written(
         tmp_path, "environment.yml", "channels: [conda-forge]\ndependencies:\n  - pip: [six==1.17.0]\n"
