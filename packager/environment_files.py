@@ -26,7 +26,6 @@ FORMATS = ("conda-lock", "requirements", "environment.yml")
 FEATURE = "conda environment files"
 #: The keys of conda's environment.yml; `name` and `prefix` say where conda would put it: not Satchel's business.
 _KEYS = ("name", "prefix", "channels", "dependencies")
-_IGNORED_KEYS = ("name", "prefix")
 # conda's "no default channels": Satchel never adds channels of its own, so it means nothing more here
 _NODEFAULTS = "nodefaults"
 # A pinned Python in a conda spec's version: "3.11.*" (python=3.11), "==3.11.7" (python==3.11.7, or =3.11.7=build)
@@ -73,10 +72,22 @@ def read_environment_yml(path: str | Path, python: str | None = None) -> Environ
         path, data.get("channels"), _child(root, "channels"), "channels", "channel names or URLs"
     )
     channels = [c for c in channels if c != _NODEFAULTS]
+    conda, pypi = _dependencies_of(path, data.get("dependencies"), _child(root, "dependencies"))
+    for spec in conda:  # "conda-forge::numpy" solves from conda-forge, as conda does: a channel too
+        if "::" in spec:
+            channel = spec.split("::", 1)[0]
+            if channel and channel not in channels:
+                channels.append(channel)
+    version = _python_version(path, conda, python)
+    if not conda:
+        return Environment(python=version, pypi=tuple(pypi))
+    return Environment(python=version, pypi=tuple(pypi), conda=tuple(conda), channels=tuple(channels))
+
+
+def _dependencies_of(path: Path, dependencies: Any, deps_node: Any) -> tuple[list[str], list[str]]:
+    """The conda specs and the pip requirements of `dependencies:`, each checked."""
     conda: list[str] = []
     pypi: list[str] = []
-    deps_node = _child(root, "dependencies")
-    dependencies = data.get("dependencies")
     if dependencies is None:
         dependencies = []
     if not isinstance(dependencies, list):
@@ -109,16 +120,7 @@ def read_environment_yml(path: str | Path, python: str | None = None) -> Environ
                 node,
                 f"dependencies: expected a conda spec string or a `pip:` list, not {_kind(entry)} {entry!r}",
             )
-
-    for spec in conda:  # "conda-forge::numpy" solves from conda-forge, as conda does: a channel too
-        if "::" in spec:
-            channel = spec.split("::", 1)[0]
-            if channel and channel not in channels:
-                channels.append(channel)
-    version = _python_version(path, conda, python)
-    if not conda:
-        return Environment(python=version, pypi=tuple(pypi))
-    return Environment(python=version, pypi=tuple(pypi), conda=tuple(conda), channels=tuple(channels))
+    return conda, pypi
 
 
 def _load(path: Path) -> tuple[Any, Any]:
