@@ -69,7 +69,7 @@ def test_conda_lock_file_of_a_conda_lock_read_by_conda_lock(conda_lock: Lock, tm
 def test_conda_lock_rendered_by_conda_lock_as_an_explicit_file(conda_lock: Lock, tmp_path: Path) -> None:
     path = written(tmp_path, "conda-lock.yml", export_lock(conda_lock, "conda-lock"))
     proc = subprocess.run(
-        [Path(sys.executable).parent / "conda-lock", "render", "-k", "explicit", "-p", "linux-64", path.name],
+        [sys.executable, "-m", "conda_lock", "render", "-k", "explicit", "-p", "linux-64", path.name],
         cwd=tmp_path,
         capture_output=True,
         text=True,
