@@ -97,6 +97,17 @@ def satchel_platform(subdir: str) -> str:
         raise EnvironmentResolutionError(f"unknown conda platform {subdir!r}; known: {known}") from None
 
 
+def conda_subdir(platform: str) -> str:
+    """The conda platform (subdir) of one of Satchel's platforms: "linux-x86_64" -> "linux-64"."""
+    try:
+        return _SUBDIRS[platform]
+    except KeyError:
+        known = ", ".join(_SUBDIRS)
+        raise EnvironmentResolutionError(
+            f"platform {platform!r} has no conda platform; known: {known}"
+        ) from None
+
+
 def channel_url(channel: str) -> str:
     """A channel as a URL with a trailing slash: a name (under SATCHEL_CONDA_CHANNEL_ALIAS), a URL, or a path."""
     if "://" in channel:
