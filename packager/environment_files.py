@@ -146,31 +146,19 @@ def _load(path: Path) -> tuple[Any, Any]:
 
 
 def _conda_spec(path: Path, node: Any, spec: str) -> str:
-    """`spec` as a conda match spec the rattler resolver takes (it parses strictly).
+    """`spec` as a conda match spec the rattler resolver takes (`canonical_spec`: conda's own pinned form
+    "name=version=build", which `conda env export` writes, becomes "name ==version build")."""
+    from satchel.packager.resolvers.rattler import canonical_spec
 
-    conda's own pinned form "name=version=build" (what `conda env export` writes) is one the strict parser
-    refuses: it is rewritten to its strict equivalent, "name ==version build".
-    """
-    with needs_extra("conda", FEATURE):
-        import rattler
     if not spec:
         raise _error(path, node, "dependencies: an empty conda spec")
     if spec.startswith("-"):
         raise _error(path, node, f"dependencies: {spec!r} is an option, not a conda spec")
     try:
-        rattler.MatchSpec(spec, strict=True)
-        return spec
-    except Exception as exc:  # noqa: BLE001 - InvalidMatchSpecError has no importable base here
-        strict = exc
-    # only a spec without spaces: the lenient parser reads spaces too freely ("num py" is "num")
-    if not any(c.isspace() for c in spec):
-        try:
-            canonical = str(rattler.MatchSpec(spec))
-            rattler.MatchSpec(canonical, strict=True)
-            return canonical
-        except Exception:  # noqa: BLE001 - reported with the strict parser's reason below
-            pass
-    raise _error(path, node, f"dependencies: {spec!r} is not a conda match spec: {strict}")
+        return canonical_spec(spec)
+    except EnvironmentResolutionError as exc:
+        reason = str(exc).split(" is not a conda match spec: ", 1)[-1]
+        raise _error(path, node, f"dependencies: {spec!r} is not a conda match spec: {reason}") from None
 
 
 def _pip_requirement(path: Path, node: Any, line: str) -> str:

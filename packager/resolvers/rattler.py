@@ -161,14 +161,27 @@ def _locked(record: Any) -> LockedPackage:
     )
 
 
-def _spec_name(spec: str) -> str:
+def canonical_spec(spec: str) -> str:
+    """`spec` in the strict form rattler's solver takes: conda's "name=version=build" (what `conda env
+    export` writes) becomes "name ==version build"; anything unparsable is one error naming it."""
     rattler = _rattler()
     try:
-        name = rattler.MatchSpec(spec).name
-    except Exception as exc:  # noqa: BLE001 - rattler's parse errors have no common base here
-        raise EnvironmentResolutionError(
-            f"Environment(conda=...): {spec!r} is not a conda match spec: {exc}"
-        ) from None
+        rattler.MatchSpec(spec, strict=True)
+        return spec
+    except Exception as exc:  # noqa: BLE001 - InvalidMatchSpecError has no importable base here
+        strict = exc
+    if not any(c.isspace() for c in spec):  # the lenient parser reads spaces too freely ("num py" is "num")
+        try:
+            canonical = str(rattler.MatchSpec(spec))
+            rattler.MatchSpec(canonical, strict=True)
+            return canonical
+        except Exception:  # noqa: BLE001 - reported with the strict parser's reason below
+            pass
+    raise EnvironmentResolutionError(f"Environment(conda=...): {spec!r} is not a conda match spec: {strict}")
+
+
+def _spec_name(spec: str) -> str:
+    name = _rattler().MatchSpec(canonical_spec(spec)).name
     return name.normalized if name is not None else spec
 
 
@@ -222,13 +235,13 @@ class RattlerResolver(Resolver):
         base_conda = base.conda_packages() if base is not None else ()
         pinned = {p.name: p for p in base_conda}
 
-        specs = list(env.conda)
+        specs = [canonical_spec(s) for s in env.conda]
         names = {_spec_name(s) for s in specs}
         if base is None and "python" not in names:
             specs.append(f"python {env.python}.*")
-        for spec in env.conda:
+        for spec in specs:
             check_additions_conda(spec, pinned, base)
-        if base is not None and all(self._met(spec, pinned) for spec in env.conda):
+        if base is not None and all(self._met(spec, pinned) for spec in specs):
             conda = list(base_conda)  # the base already has every addition: nothing to solve
         else:
             conda = self._solve(rattler, channels, specs, subdir, virtual, base_conda)

@@ -141,3 +141,8 @@ def test_two_processes_materialize_one_environment_at_once(
     assert [p.name for p in built] == [read_bundle(ref)[0].lock.env_id]
     marker = json.loads((built[0] / ".satchel-env.json").read_text())
     assert marker["resolver"] == "rattler"
+
+
+def test_condas_own_pinned_form_is_taken(conda_channel) -> None:
+    lock = resolve(str(conda_channel.path), ["humanize=4.9.0=py_0"])
+    assert {p.name: p.version for p in lock.packages}["humanize"] == "4.9.0"
