@@ -26,6 +26,7 @@ import itertools
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -211,10 +212,6 @@ class _Child:
         self._lock = threading.Lock()
         self._unsettled: tuple | None = None  # (call id, monotonic time by which it must answer)
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def _start(self, deadline: float | None) -> None:
@@ -324,7 +321,12 @@ class _Child:
             self._lifeline_w = None
         self._unsettled = None
         code = proc.returncode
-        return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        if code >= 0:
+            return f"exit status {code}"
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
 
     def _kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -410,7 +412,7 @@ class _Child:
                 else:  # interrupted while sending: what reached the process cannot be trusted
                     self._kill()
                 raise
-        return self._result(reply)
+            return self._result(reply)  # before the next call may reuse the message's buffer
 
     def _abandon(self, call_id: int) -> None:
         try:
