@@ -242,3 +242,23 @@ def test_a_killed_worker_takes_its_busy_escaped_process_with_it(probe_ref, base_
         assert isinstance(outcome[0], satchel.WorkerCrashed)
         assert wait_gone(child), "the escaped process outlived its killed worker"
     assert _shm_segments(worker_pid) == []
+
+
+def test_under_satchel_serve_it_runs_in_the_servers_environment(probe_ref, base_dir: Path, tmp_path) -> None:
+    import httpx
+
+    from tests.conftest import REPO
+    from tests.serving.running import ServeProcess
+
+    # thickclient is importable in the server's process only through its own PYTHONPATH
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(base_dir)])}
+    with ServeProcess([str(probe_ref)], tmp_path / "serve.log", env=env) as server:
+        body = {"target": "thickclient:thick", "arguments": ["a"], "timeouts": [0.0]}
+        reply = httpx.post(f"{server.url}/v1/functions/probe:invoke", json=body, timeout=120)
+        assert reply.status_code == 200, reply.text
+        outcome, worker = reply.json()["result"]
+        result = json.loads(outcome["result"])
+        assert result["executable"] == sys.executable and str(base_dir) in result["path"]
+        assert result["ppid"] == int(worker["worker"]) != server.proc.pid
+        assert worker["thickclient_here"] == "False"
+    assert wait_gone(result["pid"]), "the escaped process outlived the server"
