@@ -53,8 +53,12 @@ def base_environment() -> dict | None:
         return None
     flags = sys.flags
     options = [opt for opt, on in (("-E", flags.ignore_environment), ("-s", flags.no_user_site)) if on]
-    cwd = os.getcwd()
-    return {"python": sys.executable, "flags": options, "path": [entry or cwd for entry in sys.path]}
+    try:
+        cwd = os.getcwd()
+    except OSError:  # removed: an entry "" means nothing then
+        cwd = ""
+    path = [entry or cwd for entry in sys.path if entry or cwd]
+    return {"python": sys.executable, "flags": options, "path": path}
 
 
 class WorkerProcess:

@@ -262,3 +262,16 @@ def test_under_satchel_serve_it_runs_in_the_servers_environment(probe_ref, base_
         assert result["ppid"] == int(worker["worker"]) != server.proc.pid
         assert worker["thickclient_here"] == "False"
     assert wait_gone(result["pid"]), "the escaped process outlived the server"
+
+
+def test_a_caller_in_a_removed_directory_still_starts_workers(
+    probe_ref, base_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    monkeypatch.syspath_prepend("")  # "" means the current directory, which no longer exists
+    with satchel.load(probe_ref) as fn:
+        outcomes, _ = _outcomes(fn, "thickclient:thick", "a")
+    assert "" not in json.loads(outcomes[0]["result"])["path"]
