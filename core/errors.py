@@ -122,6 +122,10 @@ class WorkerStartupError(WorkerError):
     """The worker could not start (its environment is broken, or the code failed to import)."""
 
 
+class EscapeImportError(WorkerStartupError, ImportError):
+    """`satchel.escape("module:function")` names what the caller's own (base) environment cannot import."""
+
+
 class WorkerCrashed(WorkerError):
     """The worker died during a call. Carries its exit status and the tail of its stderr."""
 

@@ -46,6 +46,21 @@ def describe_exit(returncode: int | None) -> str:
     return f"exit status {returncode}"
 
 
+def base_environment() -> dict | None:
+    """This process's interpreter, its flags and import path: where `satchel.escape` in a worker runs a
+    function (runtime/worker/escape.py). None when there is no interpreter to start (an embedded Python)."""
+    if not sys.executable:
+        return None
+    flags = sys.flags
+    options = [opt for opt, on in (("-E", flags.ignore_environment), ("-s", flags.no_user_site)) if on]
+    try:
+        cwd = os.getcwd()
+    except OSError:  # removed: an entry "" means nothing then
+        cwd = ""
+    path = [entry or cwd for entry in sys.path if entry or cwd]
+    return {"python": sys.executable, "flags": options, "path": path}
+
+
 class WorkerProcess:
     """A started worker. Not thread-safe: its owner runs one call at a time (`cancel` may come from any
     thread)."""
@@ -86,6 +101,7 @@ class WorkerProcess:
             "transport": self.transport_name,
             "endpoint": channel.endpoint,
             "lifeline_fd": lifeline_r,
+            "base": base_environment(),
         }
         try:
             self.proc = subprocess.Popen(

@@ -28,6 +28,7 @@ _EXPORTS = {
     "Environment": "satchel.packager.environment",
     "BundleRef": "satchel.packager.refs",
     "load": "satchel.runtime.load",
+    "escape": "satchel.runtime.worker.escape",
     "LoadedFunction": "satchel.runtime.proxy",
     "SatchelError": "satchel.core.errors",
     "ArgumentError": "satchel.core.errors",
@@ -35,6 +36,7 @@ _EXPORTS = {
     "BadResult": "satchel.core.errors",
     "WorkerCrashed": "satchel.core.errors",
     "WorkerStartupError": "satchel.core.errors",
+    "EscapeImportError": "satchel.core.errors",
     "CallTimeout": "satchel.core.errors",
     "Overloaded": "satchel.core.errors",
     "SchemaError": "satchel.core.errors",
@@ -58,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
         BundleNotFound,
         CallTimeout,
         EnvironmentResolutionError,
+        EscapeImportError,
         InterpreterNotFound,
         MissingExtra,
         Overloaded,
@@ -73,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from satchel.packager.refs import BundleRef  # noqa: F401
     from satchel.runtime.load import load  # noqa: F401
     from satchel.runtime.proxy import LoadedFunction  # noqa: F401
+    from satchel.runtime.worker.escape import escape  # noqa: F401
     from satchel.serving.deploy.api import DeploymentFailed, deploy  # noqa: F401
 
 

@@ -1,8 +1,9 @@
 """`satchel` as a function's own module sees it inside a worker (the kit ships this as `satchel/__init__.py`).
 
 A function's module runs `@satchel.function(environment=satchel.Environment(...))` when the worker imports
-it; here those names are the no-op stand-ins of `shims.py`, and Satchel's errors are the real ones. Anything
-else of the public face is an ImportError saying it is not available inside a worker.
+it; here those names are the no-op stand-ins of `shims.py`, Satchel's errors are the real ones, and `escape`
+calls a function in the caller's own environment (`escape.py`). Anything else of the public face is an
+ImportError saying it is not available inside a worker.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from satchel.core.version import __version__
+from satchel.runtime.worker.escape import escape
 from satchel.runtime.worker.shims import Environment, Function, function
 
-__all__ = ["Environment", "Function", "__version__", "function"]
+__all__ = ["Environment", "Function", "__version__", "escape", "function"]
 
 
 def __getattr__(name: str) -> Any:

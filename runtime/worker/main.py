@@ -23,6 +23,7 @@ from satchel.bindings import envelope as env
 from satchel.bindings.codec import Codec, RequestCodec
 from satchel.bindings.transports import get_transport
 from satchel.core.version import __version__
+from satchel.runtime.worker import escape
 from satchel.runtime.worker.artifacts import restore
 from satchel.runtime.worker.server import Server
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if spec.get("lifeline_fd") is not None:
         _watch_lifeline(int(spec["lifeline_fd"]))
     transport = get_transport(spec["transport"]).attach(spec["endpoint"])
+    escape.configure(spec.get("base"), spec["transport"])
 
     try:
         sys.path.insert(0, spec["code_dir"])
