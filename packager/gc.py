@@ -7,8 +7,10 @@ before can still fetch them.
 
 `gc(store)` deletes every blob that no document in the store names and that is older than the grace
 period. A blob is named by a document when its digest appears in the document's key or content: bundle
-documents (code, artifacts, environment wheels), flow runs' records and journals, deployments, a fresh
-tombstone, an export in progress. Flows and bundles share the blob area, so this is the one rule both
+documents (code, artifacts, environment wheels), named environment versions (`environments/`: every
+package file of the lock, for as long as the version exists; packager/named_environments.py publishes
+under an export journal), flow runs' records and journals, deployments, a fresh tombstone, an export in
+progress. Flows and bundles share the blob area, so this is the one rule both
 keep: nothing any document names is collected.
 
 The protocol, safe under concurrent exports
