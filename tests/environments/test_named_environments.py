@@ -123,9 +123,17 @@ def test_a_removed_version_number_is_never_given_again(named: NamedEnvironments,
     assert named.versions("ml/base") == [1, 3]
 
 
+@pytest.fixture(params=["file", "s3"])
+def any_store(request: pytest.FixtureRequest) -> NamedEnvironments:
+    """A file store and an S3 store (moto over HTTP): exclusive create is what makes moves safe in both."""
+    fixture = "store_url" if request.param == "file" else "s3_store_url"
+    return NamedEnvironments(request.getfixturevalue(fixture))
+
+
 def test_concurrent_publishes_get_distinct_versions_and_latest_only_moves_forward(
-    named: NamedEnvironments, conda_lock
+    any_store: NamedEnvironments, conda_lock
 ) -> None:
+    named = any_store
     results: list[int] = []
     errors: list[BaseException] = []
     start = threading.Barrier(6)
@@ -147,7 +155,8 @@ def test_concurrent_publishes_get_distinct_versions_and_latest_only_moves_forwar
     assert named.tags("ml/busy")["latest"].version == 6
 
 
-def test_concurrent_tag_moves_are_all_recorded(named: NamedEnvironments, conda_lock) -> None:
+def test_concurrent_tag_moves_are_all_recorded(any_store: NamedEnvironments, conda_lock) -> None:
+    named = any_store
     for _ in range(3):
         named.publish("ml/base", conda_lock)
     start = threading.Barrier(6)
