@@ -10,7 +10,7 @@ period. A blob is named by a document when its digest appears in the document's 
 documents (code, artifacts, environment wheels), named environment versions (`environments/`: every
 package file of the lock, for as long as the version exists; packager/named_environments.py publishes
 under an export journal), flow runs' records and journals, deployments, a fresh tombstone, an export in
-progress. Flows and bundles share the blob area, so this is the one rule both
+progress. A resolved request's record (`locks/`, packager/locking.py) is a cache and keeps nothing. Flows and bundles share the blob area, so this is the one rule both
 keep: nothing any document names is collected.
 
 The protocol, safe under concurrent exports
@@ -57,6 +57,7 @@ from typing import Any
 from satchel.core import identity as _holders
 from satchel.core.errors import BundleNotFound, StoreError
 from satchel.packager.bundle import REMOVED_SUFFIX, document_key, list_names, list_versions
+from satchel.packager.locking import LOCKS_PREFIX
 from satchel.packager.refs import check_name
 from satchel.packager.stores import Store
 
@@ -211,6 +212,11 @@ def _inventory(store: Store, t0: float, threshold: float) -> _Inventory:
     found = _Inventory()
     for key in store.list_documents(""):
         if key.endswith(".log"):  # captured output: never a reference
+            continue
+        if key.startswith(LOCKS_PREFIX):
+            # A resolved request's record is a cache of the solve, not a use of its packages: what uses
+            # them (a bundle, a named environment) names them itself, and an export that reuses the
+            # record mirrors them again under its journal (re-fetched if a gc took them).
             continue
         found.named |= _digests(key)  # flow runs journal a digest as an empty document's name
         try:

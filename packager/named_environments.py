@@ -41,6 +41,7 @@ from typing import Any
 
 from satchel.core.errors import BundleFormatError, EnvironmentNotFound, StoreError
 from satchel.packager.bundle import document_location
+from satchel.packager.gc import ExportJournal
 from satchel.packager.locking import mirror, parse_lock, record_lock
 from satchel.packager.resolvers.base import Lock
 from satchel.packager.stores import Store, open_store
@@ -220,8 +221,6 @@ class NamedEnvironments:
     def publish(self, name: str, lock: Lock) -> int:
         """Mirror every package file of `lock` into the store, write it as the next version of `name`
         and move `latest` onto it (unless a newer version got there first); return the version."""
-        from satchel.packager.gc import ExportJournal  # gc imports the bundle layer, as this does
-
         check_name(name)
         if not isinstance(lock, Lock):
             raise TypeError(f"publish(lock=...) takes a resolved Lock, not {type(lock).__name__}")

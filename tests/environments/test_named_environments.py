@@ -279,8 +279,7 @@ def test_gc_keeps_a_named_versions_packages_and_collects_the_rest(
 ) -> None:
     named.publish("ml/base", conda_lock)
     store = named.store
-    for key in store.list_documents("locks/"):  # only the named version names the packages now
-        store.delete_document(key)
+    assert store.list_documents("locks/")  # the solve's record, a cache: gc counts it as no use
     stray = store.put_blob_bytes(b"no document names this")
     summary = gc(store, grace=0)
     assert summary.blobs_deleted == [stray]
