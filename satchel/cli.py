@@ -321,7 +321,7 @@ def _tags_text(tags: dict[str, int]) -> str:
     return " ".join(f"{tag}={version}" for tag, version in sorted(tags.items()))
 
 
-@env.command(name="resolve")
+@env.command(name="resolve", short_help="Resolve FILE; with --name, publish it.")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
     "--name", "-n", help="Publish it as the next version of NAME (e.g. ml/sklearn) and tag it latest."
@@ -364,7 +364,7 @@ def env_resolve(file: str, name: str | None, store: str | None, python: str | No
         _out(f"published {name}:{version} (tag latest)")
 
 
-@env.command(name="tag")
+@env.command(name="tag", short_help="Move a tag onto a version.")
 @click.argument("target", metavar="NAME:VERSION")
 @click.argument("tag")
 @click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
@@ -382,11 +382,11 @@ def env_tag(target: str, tag: str, store: str | None) -> None:
     _out(f"{name}:{tag} -> {moved}")
 
 
-@env.command(name="ls")
+@env.command(name="ls", short_help="Names, versions and tags in a store.")
 @click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the names, versions and tags as JSON.")
 def env_ls(store: str | None, as_json: bool) -> None:
-    """List the named environments in a store: versions and tags."""
+    """List the named environments in a store, with their versions and tags."""
     from rich.table import Table
 
     named = _named(store)
@@ -409,7 +409,7 @@ def env_ls(store: str | None, as_json: bool) -> None:
     _console().print(table)
 
 
-@env.command(name="show")
+@env.command(name="show", short_help="A named environment: versions, tags, packages.")
 @click.argument("spec", metavar="NAME[:TAG|:VERSION]")
 @click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
@@ -507,7 +507,7 @@ def _there(what: str, names: list[str]) -> str:
     return f"{what} there: {', '.join(names[:10])}" if names else f"no {what} there"
 
 
-@env.command(name="export")
+@env.command(name="export", short_help="Write a lock: conda-lock, requirements, environment.yml.")
 @click.argument("ref", metavar="REF")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="What to write.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file (default: stdout).")
