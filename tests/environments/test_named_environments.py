@@ -370,6 +370,27 @@ def test_cli_errors_are_one_line_with_exit_status_1(
     assert no_version.returncode == 2 and "NAME:VERSION" in no_version.stderr
 
 
+def test_cli_names_a_damaged_document_and_shows_what_it_can(
+    store_url: str, named: NamedEnvironments, older_lock
+) -> None:
+    named.publish("ml/base", older_lock)
+    named.publish("ml/base", older_lock)
+    key = version_key("ml/base", 1)
+    doc = json.loads(named.store.read_document(key))
+    doc["lock"]["env_id"] = "0" * 32
+    named.store.write_document(key, json.dumps(doc).encode())
+    named.store.write_document(tag_key("ml/base", "stable", 1), b"not json")
+    out = satchel_cli("env", "show", "ml/base:1", store=store_url, check=False)
+    assert out.returncode == 1 and key in out.stderr and "is not the hash of its packages" in out.stderr
+    shown = satchel_cli("env", "show", "ml/base", store=store_url)  # version 2 is fine
+    assert shown.stdout.startswith("ml/base:2 ")
+    warnings = [line for line in shown.stderr.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == 2 and key in warnings[0] and "_tags/stable/1.json" in warnings[1]
+    listed = satchel_cli("env", "ls", "--json", store=store_url)
+    assert json.loads(listed.stdout) == [{"name": "ml/base", "versions": [1, 2], "tags": {"latest": 2}}]
+    assert "warning: skipped" in listed.stderr and "not valid JSON" in listed.stderr
+
+
 def test_cli_export_names_a_bundle_or_an_environment_that_is_not_there(store_url: str) -> None:
     out = satchel_cli("env", "export", "ghost:3", "--format", "conda-lock", store=store_url, check=False)
     assert out.returncode == 1
