@@ -327,6 +327,10 @@ class NamedEnvironments:
                 found.append(n)
         return sorted(found)
 
+    def tag_of(self, name: str, tag: str) -> Tag:
+        """Where `tag` of `name` points now. EnvironmentNotFound (listing the tags) if it has none."""
+        return self._tag(check_name(name), check_tag(tag))
+
     def tags(self, name: str) -> dict[str, Tag]:
         """Where each tag of `name` points. BundleFormatError if a tag's current move is damaged."""
         check_name(name)

@@ -351,17 +351,18 @@ def env_resolve(file: str, name: str | None, store: str | None, python: str | No
         environment = Environment.from_file(file, python=python)
         lock = lock_environment(environment, WORKER_REQUIREMENTS, store=named.store)
         version = named.publish(name, lock) if name is not None else None
-    result = {"env_id": lock.env_id, "packages": len(lock.packages), "python": lock.python}
-    result["resolver"] = lock.resolver
+    n = len(lock.packages)
+    result = {"env_id": lock.env_id, "packages": n, "python": lock.python, "resolver": lock.resolver}
     if name is not None:
-        result.update(name=name, version=version)
+        latest = named.tag_of(name, "latest").version  # a newer version published meanwhile keeps it
+        result.update(name=name, version=version, latest=latest)
     if as_json:
         _out(json.dumps(result))
         return
-    n = len(lock.packages)
     _out(f"resolved {lock.env_id} ({n} package{'s' * (n != 1)}, python {lock.python}, {lock.resolver})")
     if name is not None:
-        _out(f"published {name}:{version} (tag latest)")
+        moved = " (tag latest)" if result["latest"] == version else f" (latest is {result['latest']})"
+        _out(f"published {name}:{version}{moved}")
 
 
 @env.command(name="tag", short_help="Move a tag onto a version.")
@@ -443,22 +444,13 @@ def env_show(spec: str, store: str | None, as_json: bool) -> None:
     )
     con.print(f"  published {chosen.created} by {chosen.by}")
     versions = Table(show_edge=False, box=None, pad_edge=False)
-    for col in ("version", "env_id", "python", "resolver", "packages", "created", "by", "tags"):
+    columns = ("version", "env_id", "python", "resolver", "packages", "created", "by")
+    for col in (*columns, "tags"):
         versions.add_column(col)
     for v in details.versions:
-        s = v.summary()
+        summary = v.summary()
         on = ",".join(t for t, tag in details.tags.items() if tag.version == v.version)
-        row = (
-            s["version"],
-            s["env_id"],
-            s["python"],
-            s["resolver"],
-            s["packages"],
-            s["created"],
-            s["by"],
-            on,
-        )
-        versions.add_row(*map(str, row))
+        versions.add_row(*(str(summary[c]) for c in columns), on)
     con.print(versions)
     table = Table(show_edge=False, box=None, pad_edge=False)
     for col in ("package", "version", "manager", "file"):
@@ -488,9 +480,9 @@ def _lock_of_ref(ref: str, store: str | None):
         is_named = True
         try:
             return named.lock(tail)
-        except EnvironmentNotFound as exc:
-            if "/" in tail.partition(":")[0]:  # only an environment's name has parts
-                raise EnvironmentNotFound(f"named environment {tail!r} not found: {exc}") from None
+        except EnvironmentNotFound:
+            if "/" in tail.partition(":")[0]:  # only an environment's name has parts: not a bundle
+                raise
     try:
         bundle, _ = read_bundle(f"{named.store.url}#{tail}")
     except BundleNotFound as exc:

@@ -356,7 +356,7 @@ def test_cli_errors_are_one_line_with_exit_status_1(
         (["env", "tag", "ml/sklearn:4", "stable"], "has no version 4"),
         (["env", "tag", "ml/Sklearn:1", "stable"], "environment name 'ml/Sklearn' is not valid"),
         (["env", "tag", "ml/sklearn:1", "Stable"], "tag 'Stable' is not valid"),
-        (["env", "export", "ml/nothing", "--format", "requirements"], "not found"),
+        (["env", "export", "ml/nothing", "--format", "requirements"], "no environment named 'ml/nothing'"),
         (["env", "resolve", "missing.txt", "--name", "ml/x"], "missing.txt"),
     ]
     for args, message in cases:
