@@ -63,6 +63,10 @@ class BundleNotFound(SatchelError, LookupError):
     """No bundle matches a reference."""
 
 
+class EnvironmentNotFound(SatchelError, LookupError):
+    """No named environment, version or tag of that name in the store."""
+
+
 class BlobNotFound(StoreError, LookupError):
     """A blob a bundle points at is missing from the store."""
 

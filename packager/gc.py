@@ -7,8 +7,10 @@ before can still fetch them.
 
 `gc(store)` deletes every blob that no document in the store names and that is older than the grace
 period. A blob is named by a document when its digest appears in the document's key or content: bundle
-documents (code, artifacts, environment wheels), flow runs' records and journals, deployments, a fresh
-tombstone, an export in progress. Flows and bundles share the blob area, so this is the one rule both
+documents (code, artifacts, environment wheels), named environment versions (`environments/`: every
+package file of the lock, for as long as the version exists; packager/named_environments.py publishes
+under an export journal), flow runs' records and journals, deployments, a fresh tombstone, an export in
+progress. A resolved request's record (`locks/`, packager/locking.py) is a cache and keeps nothing. Flows and bundles share the blob area, so this is the one rule both
 keep: nothing any document names is collected.
 
 The protocol, safe under concurrent exports
@@ -212,8 +214,9 @@ def _inventory(store: Store, t0: float, threshold: float) -> _Inventory:
         if key.endswith(".log"):  # captured output: never a reference
             continue
         if key.startswith(LOCKS_PREFIX):
-            # a cache of resolutions (packager/locking.py): its packages live as long as a bundle or a named
-            # environment names them; an export that reuses a lock mirrors whatever went missing again
+            # A resolved request's record is a cache of the solve, not a use of its packages: what uses
+            # them (a bundle, a named environment) names them itself, and an export that reuses the
+            # record mirrors them again under its journal (re-fetched if a gc took them).
             continue
         found.named |= _digests(key)  # flow runs journal a digest as an empty document's name
         try:

@@ -14,8 +14,9 @@ and named environments take.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from satchel.core.errors import BundleFormatError, EnvironmentResolutionError
 from satchel.core.progress import stage
@@ -39,15 +40,25 @@ def lock_key(requested_id: str) -> str:
 
 def read_lock(store: Store, key: str) -> Lock:
     """A lock document of `store`, parsed and checked; BundleFormatError naming the document."""
-    from satchel.packager.bundle import check_lock_names, document_location
+    from satchel.packager.bundle import document_location
 
-    where = document_location(store, key)
+    return parse_lock(store.read_document(key), document_location(store, key))
+
+
+def parse_lock(data: bytes | Mapping[str, Any] | None, where: str) -> Lock:
+    """A lock document (its bytes, or parsed JSON) checked as every lock read from a store is: its file
+    names and digests, and its env_id recomputed; BundleFormatError naming `where`."""
+    from satchel.packager.bundle import check_lock_names
+
     try:
-        data = json.loads(store.read_document(key))
+        if isinstance(data, (bytes, str)):
+            data = json.loads(data)
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a lock is a JSON object, not {type(data).__name__}")
         lock = Lock.from_dict(data)
-    except KeyError:
-        raise
-    except (ValueError, TypeError) as exc:
+    except KeyError as exc:
+        raise BundleFormatError(f"{where}: not a readable environment lock: it lacks {exc}") from None
+    except (ValueError, TypeError, AttributeError, EnvironmentResolutionError) as exc:
         raise BundleFormatError(f"{where}: not a readable environment lock: {exc}") from None
     check_lock_names(data, where)
     if data.get("env_id") not in (None, lock.env_id):

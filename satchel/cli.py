@@ -316,11 +316,223 @@ def ls_cmd(store: str | None) -> None:
 
 @main.group()
 def env() -> None:
+    """Named environments in a store (resolve, tag, ls, show, export), and the local cache (cache)."""
+
+
+def _named(store: str | None):
+    from satchel.packager.named_environments import NamedEnvironments
+
+    return NamedEnvironments(store)
+
+
+def _tags_text(tags: dict[str, int]) -> str:
+    return " ".join(f"{tag}={version}" for tag, version in sorted(tags.items()))
+
+
+@env.command(name="resolve", short_help="Resolve FILE; with --name, publish it.")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--name", "-n", help="Publish it as the next version of NAME (e.g. ml/sklearn) and tag it latest."
+)
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+@click.option("--python", "python", metavar="X.Y", help="Python version (default: this interpreter's).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def env_resolve(file: str, name: str | None, store: str | None, python: str | None, as_json: bool) -> None:
+    """Resolve FILE (environment.yml, or a requirements file); print its resolved id.
+
+    Without --name nothing is written: a request the store already resolved is reused, else solved.
+    With --name every package file is mirrored into the store and the lock published as NAME's next
+    version (versions never change; the tag latest moves to it).
+    """
+    from satchel.core import progress as _progress
+    from satchel.packager.environment import Environment
+    from satchel.packager.export import WORKER_REQUIREMENTS
+    from satchel.packager.locking import lock_environment
+    from satchel.packager.named_environments import check_name
+
+    if name is not None:
+        check_name(name)  # before any slow work
+    if not Path(file).is_file():
+        raise FileNotFoundError(f"environment file not found: {file}")
+    named = _named(store)
+    with _progress.reporting(_progress.reporter_for(None)):
+        environment = Environment.from_file(file, python=python)
+        lock = lock_environment(environment, WORKER_REQUIREMENTS, store=named.store)
+        version = named.publish(name, lock) if name is not None else None
+    n = len(lock.packages)
+    result = {"env_id": lock.env_id, "packages": n, "python": lock.python, "resolver": lock.resolver}
+    if name is not None:
+        latest = named.tag_of(name, "latest").version  # a newer version published meanwhile keeps it
+        result.update(name=name, version=version, latest=latest)
+    if as_json:
+        _out(json.dumps(result))
+        return
+    _out(f"resolved {lock.env_id} ({n} package{'s' * (n != 1)}, python {lock.python}, {lock.resolver})")
+    if name is not None:
+        moved = " (tag latest)" if result["latest"] == version else f" (latest is {result['latest']})"
+        _out(f"published {name}:{version}{moved}")
+
+
+@env.command(name="tag", short_help="Move a tag onto a version.")
+@click.argument("target", metavar="NAME:VERSION")
+@click.argument("tag")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+def env_tag(target: str, tag: str, store: str | None) -> None:
+    """Move TAG (stable, candidate, ...) of a named environment onto VERSION (a number or a tag).
+
+    Tags move; versions never do.
+    """
+    name, sep, version = target.rpartition(":")
+    if not sep or not name or not version:
+        raise click.BadParameter(
+            f"{target!r}: expected NAME:VERSION, e.g. ml/sklearn:3", param_hint="NAME:VERSION"
+        )
+    moved = _named(store).tag(name, version, tag)
+    _out(f"{name}:{tag} -> {moved}")
+
+
+@env.command(name="ls", short_help="Names, versions and tags in a store.")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+@click.option("--json", "as_json", is_flag=True, help="Print the names, versions and tags as JSON.")
+def env_ls(store: str | None, as_json: bool) -> None:
+    """List the named environments in a store, with their versions and tags."""
+    from rich.table import Table
+
+    named = _named(store)
+    listing = named.list()
+    for where, why in listing.skipped:
+        click.secho(f"warning: skipped {where}: {why}", fg="yellow", err=True)
+    if as_json:
+        rows = [{"name": e.name, "versions": e.versions, "tags": e.tags} for e in listing.environments]
+        _out(json.dumps(rows))
+        return
+    if not listing.environments:
+        _out(f"no named environments in {named.store.url}")
+        return
+    table = Table(title=named.store.url, show_edge=False)
+    for col in ("name", "newest", "versions", "tags"):
+        table.add_column(col)
+    for entry in listing.environments:
+        newest = str(entry.versions[-1]) if entry.versions else "-"
+        table.add_row(entry.name, newest, str(len(entry.versions)), _tags_text(entry.tags))
+    _console().print(table)
+
+
+@env.command(name="show", short_help="A named environment: versions, tags, packages.")
+@click.argument("spec", metavar="NAME[:TAG|:VERSION]")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON.")
+def env_show(spec: str, store: str | None, as_json: bool) -> None:
+    """Show a named environment: its versions and tags, and every package of one version (default
+    latest): name, version, manager, file."""
+    from rich.table import Table
+
+    from satchel.packager.named_environments import parse_spec
+
+    named = _named(store)
+    name, _ = parse_spec(spec)
+    details = named.show(name)
+    chosen = named.get(spec)
+    for where, why in details.skipped:
+        click.secho(f"warning: skipped {where}: {why}", fg="yellow", err=True)
+    packages = [
+        {"name": p.name, "version": p.version, "manager": p.manager, "filename": p.filename}
+        for p in chosen.lock.packages
+    ]
+    if as_json:
+        _out(json.dumps({**details.to_dict(), "version": chosen.version, "packages": packages}))
+        return
+    con = _console()
+    lock = chosen.lock
+    tags = [t for t, tag in details.tags.items() if tag.version == chosen.version]
+    tagged = f"  (tag {', '.join(tags)})" if tags else ""
+    platform = lock.subdir or lock.platform
+    con.print(
+        f"{name}:{chosen.version}  {lock.env_id}  python {lock.python}  {lock.resolver}  {platform}{tagged}"
+    )
+    con.print(f"  published {chosen.created} by {chosen.by}")
+    versions = Table(show_edge=False, box=None, pad_edge=False)
+    columns = ("version", "env_id", "python", "resolver", "packages", "created", "by")
+    for col in (*columns, "tags"):
+        versions.add_column(col)
+    for v in details.versions:
+        summary = v.summary()
+        on = ",".join(t for t, tag in details.tags.items() if tag.version == v.version)
+        versions.add_row(*(str(summary[c]) for c in columns), on)
+    con.print(versions)
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    for col in ("package", "version", "manager", "file"):
+        table.add_column(col)
+    for p in packages:
+        table.add_row(p["name"], p["version"], p["manager"], p["filename"])
+    con.print(table)
+
+
+EXPORT_FORMATS = ("conda-lock", "requirements", "environment.yml")
+
+
+def _lock_of_ref(ref: str, store: str | None):
+    """The lock a named environment ("ml/sklearn:stable") or a bundle ("[STORE#]name:3") pins."""
+    from satchel.core.errors import BundleNotFound, EnvironmentNotFound
+    from satchel.packager.bundle import list_names, read_bundle
+    from satchel.packager.named_environments import parse_spec
+
+    where, sep, tail = ref.rpartition("#")
+    target = where if sep else store
+    named = _named(target)
+    try:
+        parse_spec(tail)
+    except ValueError:
+        is_named = False
+    else:
+        is_named = True
+        try:
+            return named.lock(tail)
+        except EnvironmentNotFound:
+            if "/" in tail.partition(":")[0]:  # only an environment's name has parts: not a bundle
+                raise
+    try:
+        bundle, _ = read_bundle(f"{named.store.url}#{tail}")
+    except BundleNotFound as exc:
+        if not is_named:
+            raise
+        raise BundleNotFound(
+            f"no bundle or named environment {tail!r} in {named.store.url} "
+            f"({_there('bundles', list_names(named.store))}; {_there('named environments', named.names())})"
+        ) from exc
+    return bundle.lock
+
+
+def _there(what: str, names: list[str]) -> str:
+    return f"{what} there: {', '.join(names[:10])}" if names else f"no {what} there"
+
+
+@env.command(name="export", short_help="Write a lock: conda-lock, requirements, environment.yml.")
+@click.argument("ref", metavar="REF")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="What to write.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file (default: stdout).")
+@click.option("--store", "-s", help="Store URL or directory (default: $SATCHEL_STORE).")
+def env_export(ref: str, fmt: str, output: str | None, store: str | None) -> None:
+    """Write the locked environment of REF (a named environment, NAME[:TAG|:VERSION], or a bundle,
+    [STORE#]NAME[:VERSION]) as a conda-lock file, a requirements file or an environment.yml."""
+    lock = _lock_of_ref(ref, store)
+    from satchel.packager.environment_files import export_lock
+
+    text = export_lock(lock, fmt)
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    Path(output).write_text(text)
+    _out(f"wrote {output}")
+
+
+@env.group(name="cache")
+def env_cache() -> None:
     """Materialized environments in the local cache (SATCHEL_HOME)."""
 
 
-@env.command(name="ls")
-def env_ls() -> None:
+@env_cache.command(name="ls")
+def env_cache_ls() -> None:
     """List materialized environments."""
     from rich.console import Console
     from rich.table import Table
@@ -352,10 +564,10 @@ def _fmt_time(value: Any) -> str:
     return str(value)
 
 
-@env.command(name="prune")
+@env_cache.command(name="prune")
 @click.option("--older-than", type=float, metavar="DAYS", help="Remove environments unused for DAYS days.")
 @click.option("--all", "prune_all", is_flag=True, help="Remove every environment.")
-def env_prune(older_than: float | None, prune_all: bool) -> None:
+def env_cache_prune(older_than: float | None, prune_all: bool) -> None:
     """Remove materialized environments (they are rebuilt from the store when needed)."""
     from satchel.runtime.environments import EnvironmentCache
 

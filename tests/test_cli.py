@@ -55,7 +55,12 @@ def test_help_everywhere() -> None:
         ["ls"],
         ["env"],
         ["env", "ls"],
-        ["env", "prune"],
+        ["env", "resolve"],
+        ["env", "tag"],
+        ["env", "show"],
+        ["env", "export"],
+        ["env", "cache", "ls"],
+        ["env", "cache", "prune"],
     ):
         out = satchel_cli(*args, "--help")
         assert "Usage:" in out.stdout
@@ -214,12 +219,12 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert out.returncode != 0 and "has no attribute 'nothing'" in out.stderr
 
 
-def test_env_ls_and_prune(exported: str, tmp_path: Path) -> None:
+def test_env_cache_ls_and_prune(exported: str, tmp_path: Path) -> None:
     home = {"SATCHEL_HOME": str(tmp_path / "home")}
-    assert "no environments" in satchel_cli("env", "ls", env=home).stdout
+    assert "no environments" in satchel_cli("env", "cache", "ls", env=home).stdout
     satchel_cli("call", exported, "--args", '{"n": 5}', env=home)
-    listed = satchel_cli("env", "ls", env=home).stdout
+    listed = satchel_cli("env", "cache", "ls", env=home).stdout
     assert "3.11" in listed
-    assert "removed 0" in satchel_cli("env", "prune", "--older-than", "30", env=home).stdout
-    assert "removed 1" in satchel_cli("env", "prune", "--all", env=home).stdout
-    assert "no environments" in satchel_cli("env", "ls", env=home).stdout
+    assert "removed 0" in satchel_cli("env", "cache", "prune", "--older-than", "30", env=home).stdout
+    assert "removed 1" in satchel_cli("env", "cache", "prune", "--all", env=home).stdout
+    assert "no environments" in satchel_cli("env", "cache", "ls", env=home).stdout
