@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from satchel.core.errors import BundleFormatError, EnvironmentResolutionError
 from satchel.core.progress import stage
@@ -38,17 +39,29 @@ def lock_key(requested_id: str) -> str:
 
 
 def read_lock(store: Store, key: str) -> Lock:
-    """A lock document of `store`, parsed and checked; BundleFormatError naming the document."""
-    from satchel.packager.bundle import check_lock_names, document_location
+    """A lock document of `store`, parsed and checked; KeyError when there is none, BundleFormatError
+    naming the document when it is not a sound lock."""
+    from satchel.packager.bundle import document_location
 
+    data = store.read_document(key)
     where = document_location(store, key)
     try:
-        data = json.loads(store.read_document(key))
-        lock = Lock.from_dict(data)
-    except KeyError:
-        raise
-    except (ValueError, TypeError) as exc:
+        parsed = json.loads(data)
+    except ValueError as exc:
         raise BundleFormatError(f"{where}: not a readable environment lock: {exc}") from None
+    return checked_lock(parsed, where)
+
+
+def checked_lock(data: Any, where: str) -> Lock:
+    """A lock from its stored form (`Lock.to_dict()`), checked before it is trusted: its names and
+    digests well formed, and its env_id the hash of its packages. BundleFormatError names `where`."""
+    from satchel.packager.bundle import check_lock_names
+
+    try:
+        lock = Lock.from_dict(data)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        missing = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise BundleFormatError(f"{where}: not a readable environment lock: {missing}") from None
     check_lock_names(data, where)
     if data.get("env_id") not in (None, lock.env_id):
         raise BundleFormatError(
