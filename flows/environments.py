@@ -120,6 +120,24 @@ def requested_environment(options: dict[str, Any], store: Any) -> Environment:
     return based.extend(conda=conda, pypi=pypi, channels=channels)
 
 
+def mirrors_of(options: dict[str, Any], store: Any) -> list[Any]:
+    """The stores a step's packages may be mirrored in, to fetch from before any index or channel: a base
+    bundle's store (its packages were mirrored there when it was exported), and the run's."""
+    stores = [store] if store is not None and hasattr(store, "has_blob") else []
+    base = options.get("base")
+    if base:
+        from satchel.packager.environment_sources import kind_of
+
+        if kind_of(base) == "bundle":
+            from satchel.packager.refs import BundleRef
+            from satchel.packager.stores import open_store
+
+            url = BundleRef.parse(base, default_store=getattr(store, "url", None)).store
+            if url != getattr(store, "url", None):
+                stores.insert(0, open_store(url))
+    return stores
+
+
 def _current_python() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -139,7 +157,7 @@ class Environments:
             env = requested_environment(options, store)
             key = env.request_id(runtime)
             if key not in self._resolved:
-                self._resolved[key] = self._materialize(env, runtime, options)
+                self._resolved[key] = self._materialize(env, runtime, options, mirrors_of(options, store))
         except Exception as exc:  # noqa: BLE001 - base, resolution, download and build errors alike
             raise FlowError(
                 f"step {node.name!r} ({node.where()}): its environment ({describe_request(options)}) "
@@ -147,7 +165,9 @@ class Environments:
             ) from exc
         return self._resolved[key]
 
-    def _materialize(self, env: Environment, runtime: list[str], options: dict[str, Any]) -> StepEnvironment:
+    def _materialize(
+        self, env: Environment, runtime: list[str], options: dict[str, Any], mirrors: list[Any]
+    ) -> StepEnvironment:
         from satchel.packager.locking import downloading_fetcher, lock_environment
         from satchel.packager.resolvers import get_resolver
         from satchel.runtime.environments import EnvironmentCache
@@ -155,7 +175,7 @@ class Environments:
         lock = lock_environment(env, runtime, progress=self.progress)
         resolver = get_resolver(lock.resolver, progress=self.progress)
         with tempfile.TemporaryDirectory(prefix="satchel-flow-env-") as tmp:
-            fetch = downloading_fetcher(resolver, Path(tmp))
+            fetch = downloading_fetcher(resolver, Path(tmp), mirrors)
             path = EnvironmentCache().ensure(lock, fetch, progress=self.progress)
         return StepEnvironment(
             env_id=lock.env_id,

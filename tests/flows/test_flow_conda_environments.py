@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -19,6 +22,7 @@ import satchel
 from satchel.core.errors import BundleFormatError, EnvironmentResolutionError
 from satchel.flows import Flow, Run, RunFailed, Runner
 from satchel.packager.environment_sources import kind_of
+from tests.fixtures.conda_channel import served
 from tests.functions import conda_fns
 
 pytestmark = pytest.mark.timeout(600)
@@ -196,6 +200,33 @@ def test_a_step_extends_a_bundle(conda_channel, store_url: str, tmp_path) -> Non
     lock = task.environment_lock()
     assert {p.sha256 for p in bundle_lock.packages} <= {p.sha256 for p in lock.packages}
     assert {p.name: p.manager for p in lock.packages}["fastavro"] == "conda"  # the base's, kept
+
+
+def test_a_bundle_base_is_materialized_from_its_store_alone(
+    private_channel, store_url: str, tmp_path
+) -> None:
+    with served(private_channel.path) as server:
+        env = satchel.Environment(conda=["humanize=4.9", "fastavro"], channels=[server.url])
+        fn = satchel.function(environment=env)(conda_fns.describe)
+        ref = fn.export(name="describe", store=store_url, progress=False)
+    shutil.rmtree(private_channel.path)  # the server is stopped and its files are gone
+    source = BUNDLE_FLOW.format(ref=str(ref)) + '\n\nif __name__ == "__main__":\n    OnBundleFlow()\n'
+    tmp_path.mkdir(exist_ok=True)
+    path = tmp_path / "onbundle.py"
+    path.write_text(HEADER.format(channel=server.url) + source)
+    fresh = tmp_path / "fresh-home"  # no cached blobs, environments or conda packages
+    proc = subprocess.run(
+        [sys.executable, str(path), "run"],
+        env={**os.environ, "SATCHEL_HOME": str(fresh)},
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_ = Flow("OnBundleFlow").latest_run
+    assert run_ is not None and run_.successful
+    assert run_["explain"].task.data.versions == {"humanize": "4.9.0", "six": "1.17.0"}
+    assert (fresh / "conda" / "pkgs").is_dir()  # materialized here, from the bundle's store
 
 
 def test_an_extension_conflicting_with_a_pinned_base_package(conda_channel, store_url: str, tmp_path) -> None:
