@@ -88,7 +88,7 @@ def describe_request(options: dict[str, Any]) -> str:
         value = options.get(key)
         if key == "python" and value is None and not (options.get("named") or options.get("base")):
             value = _current_python()
-        if value is None or (key in ("conda", "channels") and not value):
+        if value is None or value == []:
             continue
         text = "[" + ", ".join(repr(v) for v in value) + "]" if isinstance(value, list) else repr(value)
         shown.append(f"{key}={text}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from satchel.core.errors import EnvironmentResolutionError
+from satchel.core.errors import BundleNotFound, EnvironmentResolutionError
 
 if TYPE_CHECKING:
     from satchel.packager.resolvers.base import Lock
@@ -102,7 +102,15 @@ def _bundle_lock(ref: Any, store: str | None) -> Lock:
         parsed = BundleRef.parse(ref, default_store=store)
     except ValueError as exc:
         raise EnvironmentResolutionError(f"{exc} (expected {FORMS})") from None
-    bundle, _ = read_bundle(parsed)
+    try:
+        bundle, _ = read_bundle(parsed)
+    except BundleNotFound as exc:
+        if isinstance(ref, str) and "/" not in ref and "#" not in ref:  # a bare name: say how it was read
+            raise BundleNotFound(
+                f"{exc} ({ref!r} was read as a bundle name, having no '/': a named environment is "
+                "team/name[:tag], a flow task Flow/run_id/step/task_id)"
+            ) from None
+        raise
     return bundle.lock
 
 

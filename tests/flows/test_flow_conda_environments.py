@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import satchel
-from satchel.core.errors import BundleFormatError, EnvironmentResolutionError
+from satchel.core.errors import BundleFormatError, BundleNotFound, EnvironmentResolutionError
 from satchel.flows import Flow, Run, RunFailed, Runner
 from satchel.packager.environment_sources import kind_of
 from tests.fixtures.conda_channel import served
@@ -240,6 +240,15 @@ def test_an_extension_conflicting_with_a_pinned_base_package(conda_channel, stor
     assert not Flow("ConflictFlow")[info.value.run_id].successful
 
 
+def test_an_unsolvable_conda_step_names_its_request(conda_channel, store_url: str, tmp_path) -> None:
+    source = CONDA_FLOW.replace('conda=["humanize=4.9"]', 'conda=["humanize=99"]')
+    with pytest.raises(RunFailed) as info:
+        run(tmp_path, source, "CondaFlow", conda_channel.path)
+    message = str(info.value)
+    assert "step 'fit'" in message
+    assert f"conda=['humanize=99'], channels=[{str(conda_channel.path)!r}]" in message
+
+
 def test_environment_of_a_task_from_the_client(conda_channel, store_url: str, tmp_path) -> None:
     result = conda_run(tmp_path, conda_channel.path)
     task = result["fit"].task
@@ -297,6 +306,11 @@ def test_a_string_naming_nothing_says_what_is_expected(text: str, why: str) -> N
     with pytest.raises(EnvironmentResolutionError, match=why) as info:
         satchel.Environment.of(text)
     assert "Flow/run_id/step/task_id" in str(info.value) and "team/name[:tag]" in str(info.value)
+
+
+def test_a_bare_name_that_is_no_bundle_says_how_it_was_read(store_url: str) -> None:
+    with pytest.raises(BundleNotFound, match="no bundle named 'sklearn'.*read as a bundle name.*team/name"):
+        satchel.Environment.of("sklearn")
 
 
 def test_environment_options_are_checked_when_the_flow_is_defined() -> None:
