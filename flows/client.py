@@ -149,7 +149,7 @@ class Task(_task.Task):
         """The full lock of the environment this task ran in (an `@environment` step's), checked; what
         `satchel.Environment.of(task)` extends."""
         from satchel.core.errors import EnvironmentResolutionError
-        from satchel.packager.locking import checked_lock
+        from satchel.packager.locking import parse_lock
 
         recorded = self._record.environment
         if not recorded:
@@ -162,7 +162,7 @@ class Task(_task.Task):
                 f"flow task {self.pathspec} has no recorded lock (it was run by a Satchel that did not "
                 "record one); run its step again to reuse its environment"
             )
-        lock = checked_lock(recorded["lock"], f"the environment lock of flow task {self.pathspec}")
+        lock = parse_lock(recorded["lock"], f"the environment lock of flow task {self.pathspec}")
         if recorded.get("env_id") not in (None, lock.env_id):
             from satchel.core.errors import BundleFormatError
 

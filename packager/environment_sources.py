@@ -7,13 +7,14 @@ A source is one of:
   its pathspec "Flow/run_id/step/task_id" (the lock its `@environment` step ran in);
 - a named environment "team/name[:tag]" (`Environment.named`).
 
-A string is told apart by its shape alone, never by trying one kind after another (bundle names
-cannot hold a '/', so no string fits two rules):
+A string is told apart by its shape, in this order:
 1. it holds '#' or '://', or starts with a path -> a bundle reference `STORE#NAME[:VERSION]`;
 2. four '/'-separated parts with a numeric run id -> a flow task's pathspec;
-3. two '/'-separated parts -> a named environment `team/name[:tag]`;
-4. no '/' -> a bundle `NAME[:VERSION]` in the store (`store=`, else SATCHEL_STORE);
-anything else is an error listing these forms.
+3. two or more '/'-separated parts -> a named environment `team/name[:tag]`;
+4. one part -> a bundle `NAME[:VERSION]` in the store (`store=`, else SATCHEL_STORE), else, when there
+   is no such bundle, a named environment of that name; the error names both when neither is there.
+Bundle names cannot hold a '/', so only rule 4 tries two kinds. A named environment shaped like a task's
+pathspec ("a/1/b/2") is reached with `Environment.named` (or `@environment(named=...)`).
 
 The packager never imports the flow engine: a pathspec is turned into a task by the finder the face
 (`satchel/__init__.py`) installs with `use_task_finder`; the task then gives its lock by duck typing.
@@ -48,21 +49,19 @@ def use_task_finder(finder: TaskFinder | None) -> None:
 
 
 def kind_of(text: str) -> str:
-    """Which kind of source a string names: "bundle", "task" or "named" (the rules in the module doc)."""
+    """Which kind of source a string names: "bundle", "task", "named" or "name" (a bundle, else a named
+    environment): the rules in the module doc."""
     text = text.strip()
     if "#" in text or "://" in text or text.startswith(("/", ".", "~")):
         return "bundle"  # a store's URL or path (BundleRef.parse says what a bare one lacks)
     parts = text.split("/")
-    if len(parts) == 1 and text:
-        return "bundle"
-    if len(parts) == 2 and all(parts):
+    if text and all(parts):
+        if len(parts) == 1:
+            return "name"
+        if len(parts) == 4 and parts[1].isdigit():
+            return "task"
         return "named"
-    if len(parts) == 4 and all(parts) and parts[1].isdigit():
-        return "task"
-    hint = ""
-    if len(parts) == 4 and all(parts):
-        hint = f" ({parts[1]!r} is not a run id: run ids are numbers)"
-    raise EnvironmentResolutionError(f"{text!r} names no environment{hint}: expected {FORMS}")
+    raise EnvironmentResolutionError(f"{text!r} names no environment: expected {FORMS}")
 
 
 def lock_of(source: Any, store: str | None = None) -> Lock:
@@ -80,11 +79,9 @@ def lock_of(source: Any, store: str | None = None) -> Lock:
         if kind == "bundle":
             return _bundle_lock(source.strip(), store)
         if kind == "named":
-            from satchel.packager.environment import Environment
-
-            base = Environment.named(source.strip(), store).base
-            assert base is not None  # Environment.named is always resolved
-            return base
+            return _named_lock(source.strip(), store)
+        if kind == "name":
+            return _bundle_or_named_lock(source.strip(), store)
         return _task_lock(_find_task(source.strip(), store), source.strip())
     if hasattr(source, "environment_lock"):
         return _task_lock(source, str(getattr(source, "pathspec", source)))
@@ -102,16 +99,39 @@ def _bundle_lock(ref: Any, store: str | None) -> Lock:
         parsed = BundleRef.parse(ref, default_store=store)
     except ValueError as exc:
         raise EnvironmentResolutionError(f"{exc} (expected {FORMS})") from None
-    try:
-        bundle, _ = read_bundle(parsed)
-    except BundleNotFound as exc:
-        if isinstance(ref, str) and "/" not in ref and "#" not in ref:  # a bare name: say how it was read
-            raise BundleNotFound(
-                f"{exc} ({ref!r} was read as a bundle name, having no '/': a named environment is "
-                "team/name[:tag], a flow task Flow/run_id/step/task_id)"
-            ) from None
-        raise
+    bundle, _ = read_bundle(parsed)
     return bundle.lock
+
+
+def _named_lock(name: str, store: str | None) -> Lock:
+    from satchel.packager.environment import Environment
+
+    try:
+        base = Environment.named(name, store).base
+    except (LookupError, ValueError) as exc:
+        if name.count("/") != 3:
+            raise
+        raise EnvironmentResolutionError(
+            f"{exc} ({name!r} was read as a named environment: a flow task's pathspec "
+            "Flow/run_id/step/task_id has a numeric run id)"
+        ) from None
+    assert base is not None  # Environment.named is always resolved
+    return base
+
+
+def _bundle_or_named_lock(name: str, store: str | None) -> Lock:
+    """A bare name: the bundle of that name, else the named environment (bundles first: a bare name
+    has always meant a bundle)."""
+    try:
+        return _bundle_lock(name, store)
+    except BundleNotFound as exc:
+        no_bundle = str(exc)
+    try:
+        return _named_lock(name, store)
+    except (LookupError, ValueError) as exc:
+        raise BundleNotFound(
+            f"{name!r} names neither a bundle nor a named environment: {no_bundle}; and {exc}"
+        ) from None
 
 
 def _find_task(pathspec: str, store: str | None) -> Any:

@@ -14,7 +14,7 @@ and named environments take.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +39,27 @@ def lock_key(requested_id: str) -> str:
 
 
 def read_lock(store: Store, key: str) -> Lock:
-    """A lock document of `store`, parsed and checked; KeyError when there is none, BundleFormatError
-    naming the document when it is not a sound lock."""
+    """A lock document of `store`, parsed and checked; BundleFormatError naming the document."""
     from satchel.packager.bundle import document_location
 
-    data = store.read_document(key)
-    where = document_location(store, key)
-    try:
-        parsed = json.loads(data)
-    except ValueError as exc:
-        raise BundleFormatError(f"{where}: not a readable environment lock: {exc}") from None
-    return checked_lock(parsed, where)
+    return parse_lock(store.read_document(key), document_location(store, key))
 
 
-def checked_lock(data: Any, where: str) -> Lock:
-    """A lock from its stored form (`Lock.to_dict()`), checked before it is trusted: its names and
-    digests well formed, and its env_id the hash of its packages. BundleFormatError names `where`."""
+def parse_lock(data: bytes | Mapping[str, Any] | None, where: str) -> Lock:
+    """A lock document (its bytes, or parsed JSON) checked as every lock read from a store is: its file
+    names and digests, and its env_id recomputed; BundleFormatError naming `where`."""
     from satchel.packager.bundle import check_lock_names
 
     try:
+        if isinstance(data, (bytes, str)):
+            data = json.loads(data)
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a lock is a JSON object, not {type(data).__name__}")
         lock = Lock.from_dict(data)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        missing = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise BundleFormatError(f"{where}: not a readable environment lock: {missing}") from None
+    except KeyError as exc:
+        raise BundleFormatError(f"{where}: not a readable environment lock: it lacks {exc}") from None
+    except (ValueError, TypeError, AttributeError, EnvironmentResolutionError) as exc:
+        raise BundleFormatError(f"{where}: not a readable environment lock: {exc}") from None
     check_lock_names(data, where)
     if data.get("env_id") not in (None, lock.env_id):
         raise BundleFormatError(
