@@ -102,9 +102,9 @@ def environment(
     if named is not None and base is not None:
         raise ValueError("@environment takes one of named= and base=, not both (named=NAME is base=NAME)")
     if named is not None:
-        if not isinstance(named, str) or named.count("/") != 1:
+        if not isinstance(named, str) or not named.strip():
             raise ValueError(f"@environment(named=...) takes a name 'team/name[:tag]', got {named!r}")
-        options["named"] = named
+        options["named"] = named.strip()
     if base is not None:
         options.update(_base(base))
     return _attach("environment", options)
