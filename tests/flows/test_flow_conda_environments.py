@@ -23,6 +23,7 @@ from satchel.core.errors import BundleFormatError, EnvironmentResolutionError
 from satchel.flows import Flow, Run, RunFailed, Runner
 from satchel.packager.environment_sources import kind_of
 from tests.fixtures.conda_channel import served
+from tests.flows.helpers import run_flow
 from tests.functions import conda_fns
 
 pytestmark = pytest.mark.timeout(600)
@@ -329,6 +330,14 @@ def test_environment_of_a_task_from_the_client(conda_channel, store_url: str, tm
         BundleFormatError, match=f"flow task {changed.pathspec}.*not the hash of its packages"
     ):
         changed.environment_lock()
+
+
+def test_a_pypi_step_records_its_lock_too(store_url: str) -> None:
+    task = run_flow("runner", "envstep", "EnvFlow", shards=1)["fit"].task
+    env = satchel.Environment.of(task)
+    assert env.base is not None and not env.is_conda and env.base.resolver == "uv"
+    assert {p.name: p.version for p in env.base.packages}["humanize"] == "4.12.1"
+    assert env.base.env_id == task.record["environment"]["env_id"]
 
 
 @pytest.mark.parametrize(
