@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from functools import cached_property
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from satchel.core import settings
 from satchel.flows import task as _task
@@ -20,6 +20,9 @@ from satchel.flows.datastore import FlowDatastore
 from satchel.flows.records import RunRecord, TaskRecord
 from satchel.flows.status import FINISHED, run_status
 from satchel.packager.stores import Store
+
+if TYPE_CHECKING:
+    from satchel.packager.resolvers.base import Lock
 
 _UNSET: Any = object()
 _namespace: Any = _UNSET
@@ -121,6 +124,11 @@ class Task(_task.Task):
         return self._record.to_dict()
 
     @property
+    def store_url(self) -> str:
+        """The store the task is recorded in."""
+        return self._ds.store.url
+
+    @property
     def successful(self) -> bool:
         return self._record.ok
 
@@ -136,6 +144,33 @@ class Task(_task.Task):
             raise KeyError(f"{self.pathspec} has no artifact {name!r}")
         blob = self._ds.store.open_blob(self.artifacts[name])
         return open_plain(blob, f"artifact {name!r} of {self.pathspec}")
+
+    def environment_lock(self) -> Lock:
+        """The full lock of the environment this task ran in (an `@environment` step's), checked; what
+        `satchel.Environment.of(task)` extends."""
+        from satchel.core.errors import EnvironmentResolutionError
+        from satchel.packager.locking import parse_lock
+
+        recorded = self._record.environment
+        if not recorded:
+            raise EnvironmentResolutionError(
+                f"flow task {self.pathspec} ran in the flow's own interpreter, not in an environment of its "
+                "own: only the tasks of @environment steps have an environment to reuse"
+            )
+        if not isinstance(recorded.get("lock"), dict):
+            raise EnvironmentResolutionError(
+                f"flow task {self.pathspec} has no recorded lock (it was run by a Satchel that did not "
+                "record one); run its step again to reuse its environment"
+            )
+        lock = parse_lock(recorded["lock"], f"the environment lock of flow task {self.pathspec}")
+        if recorded.get("env_id") not in (None, lock.env_id):
+            from satchel.core.errors import BundleFormatError
+
+            raise BundleFormatError(
+                f"the environment lock of flow task {self.pathspec} hashes to {lock.env_id}, but the task "
+                f"records env_id {recorded.get('env_id')!r}; the record was changed, so it is not used"
+            )
+        return lock
 
     @property
     def index(self) -> int | None:
@@ -340,3 +375,18 @@ class Flow:
 
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
+
+
+def task_at(pathspec: str, store: Store | str | None = None) -> Task:
+    """The finished task `Flow/run_id/step/task_id` in `store` (default: SATCHEL_STORE), whatever the
+    namespace; KeyError naming what is missing."""
+    parts = pathspec.strip("/").split("/")
+    if len(parts) != 4 or not all(parts):
+        raise ValueError(f"a task pathspec is Flow/run_id/step/task_id, got {pathspec!r}")
+    flow_name, run_id, step, task_id = parts
+    run = Flow(flow_name, store, namespace=None)[run_id]
+    step_ = run[step]
+    try:
+        return Task(run._ds, run._ds.read_task(run_id, step, task_id))
+    except KeyError:
+        raise KeyError(f"{step_.pathspec} has no finished task {task_id!r}") from None

@@ -75,9 +75,68 @@ def resources(cpu: float = 1, memory: int | None = None, gpu: int = 0) -> Callab
     return _attach("resources", {"cpu": cpu, "memory": memory, "gpu": gpu})
 
 
-def environment(pypi: list[str] | None = None, python: str | None = None) -> Callable[[Callable], Callable]:
-    """Run the step inside a materialized Satchel environment with these packages."""
-    return _attach("environment", {"pypi": list(pypi or []), "python": python})
+def environment(
+    pypi: list[str] | None = None,
+    python: str | None = None,
+    *,
+    conda: list[str] | None = None,
+    channels: list[str] | None = None,
+    named: str | None = None,
+    base: Any = None,
+) -> Callable[[Callable], Callable]:
+    """Run the step inside a materialized Satchel environment with these packages.
+
+    `pypi`: requirements as pip takes them; `conda`: conda match specs, solved from `channels`; `python`:
+    "major.minor". `base`: extend another environment (its packages stay pinned exactly) with `pypi` and
+    `conda`: a flow `Task` or its pathspec "Flow/run_id/step/task_id", a bundle (`BundleRef` or its
+    string), or a named environment "team/name[:tag]" (also `named=`). Bases are read when the run
+    starts; names and pathspecs are looked up in the run's store.
+    """
+    options: dict[str, Any] = {"pypi": _specs("pypi", pypi), "python": python}
+    if python is not None and not isinstance(python, str):
+        raise TypeError(f"@environment(python=...) takes a version string such as '3.11', not {python!r}")
+    if conda is not None:
+        options["conda"] = _specs("conda", conda)
+    if channels is not None:
+        options["channels"] = _specs("channels", channels)
+    if named is not None and base is not None:
+        raise ValueError("@environment takes one of named= and base=, not both (named=NAME is base=NAME)")
+    if named is not None:
+        if not isinstance(named, str) or not named.strip():
+            raise ValueError(f"@environment(named=...) takes a name 'team/name[:tag]', got {named!r}")
+        options["named"] = named.strip()
+    if base is not None:
+        options.update(_base(base))
+    return _attach("environment", options)
+
+
+def _specs(key: str, values: Any) -> list[str]:
+    if isinstance(values, str):
+        raise TypeError(f"@environment({key}=...) takes a list of strings, not one string: [{values!r}]")
+    values = list(values or [])
+    for value in values:
+        if not isinstance(value, str):
+            raise TypeError(f"@environment({key}=...) takes strings, got {type(value).__name__} {value!r}")
+    return values
+
+
+def _base(base: Any) -> dict[str, Any]:
+    """`base=` as the run records it (JSON): a string, and for a task object the store it lives in."""
+    if isinstance(base, str):
+        if not base.strip():
+            raise ValueError("@environment(base=...) is an empty string")
+        return {"base": base.strip()}
+    if hasattr(base, "environment_lock") and isinstance(getattr(base, "pathspec", None), str):
+        store = getattr(base, "store_url", None)
+        return {"base": base.pathspec, **({"base_store": store} if store else {})}
+    from satchel.packager.refs import BundleRef
+
+    if isinstance(base, BundleRef):
+        return {"base": str(base)}
+    raise TypeError(
+        "@environment(base=...) takes a flow Task, a task pathspec 'Flow/run_id/step/task_id', a bundle "
+        f"reference (BundleRef or its string) or a named environment 'team/name[:tag]'; got {type(base).__name__}"
+    )
 
 
 @dataclass(frozen=True)

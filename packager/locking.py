@@ -138,14 +138,21 @@ def package_fetcher(store: Store) -> Callable[[LockedPackage], Path]:
     return lambda pkg: cache.get(store, pkg.sha256, what=f"package {pkg.filename}")
 
 
-def downloading_fetcher(resolver: Resolver, tmpdir: Path) -> Callable[[LockedPackage], Path]:
-    """A verified local copy of each package, from the blob cache or else downloaded (no store)."""
+def downloading_fetcher(
+    resolver: Resolver, tmpdir: Path, mirrors: Iterable[Store] = ()
+) -> Callable[[LockedPackage], Path]:
+    """A verified local copy of each package, from the blob cache, else the first of `mirrors` (stores)
+    that holds it, else downloaded from its index or channel."""
     cache = BlobCache()
+    mirrors = list(mirrors)
 
     def fetch(package: LockedPackage) -> Path:
         local = cache.lookup(package.sha256)
         if local is not None:
             return local
+        for store in mirrors:
+            if store.has_blob(package.sha256):
+                return cache.get(store, package.sha256, what=f"package {package.filename}")
         return cache.add_file(resolver.download(package, tmpdir / package.filename), package.sha256)
 
     return fetch

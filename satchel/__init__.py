@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from satchel.core import progress as _progress
 from satchel.core.version import __version__
+from satchel.packager import environment_sources as _sources
 
 
 def _display(progress: bool | None):
@@ -21,6 +22,16 @@ def _display(progress: bool | None):
 
 
 _progress.use_display(_display)
+
+
+def _flow_task(pathspec: str, store: str | None):
+    from satchel.flows.client import task_at  # the flow engine, imported only for a task's pathspec
+
+    return task_at(pathspec, store)
+
+
+# `Environment.of("Flow/run/step/task")`: the packager reaches flow tasks only through this hook
+_sources.use_task_finder(_flow_task)
 
 _EXPORTS = {
     "function": "satchel.packager.function",
