@@ -229,8 +229,6 @@ class RattlerResolver(Resolver):
         subdir = env.platform or (base.subdir if base is not None else None) or machine_subdir()
         platform = satchel_platform(subdir)
         channels = [channel_url(c) for c in env.channels]
-        for url in channels:
-            _check_local_channel(url)
         virtual = self._virtual_packages(env, subdir)
         base_conda = base.conda_packages() if base is not None else ()
         pinned = {p.name: p for p in base_conda}
@@ -302,6 +300,8 @@ class RattlerResolver(Resolver):
         virtual: list[str],
         base: Sequence[LockedPackage],
     ) -> list[LockedPackage]:
+        for url in channels:  # only when solving: extending a base may need no channel at all
+            _check_local_channel(url)
         self._say(f"solving {len(specs)} conda spec(s) for {subdir} from {', '.join(channels)}")
         gateway = rattler.Gateway(cache_dir=config.conda_dir() / "repodata")
         virtual_packages = [_generic(rattler, v) for v in virtual]

@@ -137,3 +137,18 @@ def test_inspect_shows_the_conda_request_channels_and_where_each_package_came_fr
     assert any(line.strip().startswith("channels") and conda_channel.path.as_uri() in line for line in lines)
     rows = {line.split()[0]: line.split() for line in lines if line.split()[:1] in (["humanize"], ["six"])}
     assert rows["humanize"][2] == "conda" and rows["six"][2] == "pip"
+
+
+def test_a_module_extends_a_bundles_environment(conda_channel, store_url: str, monkeypatch) -> None:
+    import importlib
+
+    base_fn = conda_function(conda_fns.describe, str(conda_channel.path), ["humanize=4.9", "fastavro"])
+    base_ref = base_fn.export(name="base", store=store_url, progress=False)
+    monkeypatch.setenv("CONDA_BASE_REF", str(base_ref))
+    module = importlib.import_module("tests.functions.conda_extended")
+    ref = module.versions.export(name="extended", store=store_url, progress=False)
+    base_lock, lock = read_bundle(base_ref)[0].lock, read_bundle(ref)[0].lock
+    assert {p.sha256 for p in base_lock.packages} <= {p.sha256 for p in lock.packages}
+    assert read_bundle(ref)[0].doc["environment"]["requested"]["base"] == base_lock.env_id
+    with satchel.load(ref) as loaded:
+        assert loaded() == {"humanize": "4.9.0", "six": "1.17.0"}

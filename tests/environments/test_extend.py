@@ -86,3 +86,14 @@ def test_conda_packages_cannot_be_added_to_a_pypi_environment() -> None:
         satchel.Environment.resolved(plain).extend(pypi=["humanize==4.12.1"]), RUNTIME
     )
     assert pins(extended)["six"] == pins(plain)["six"] and pins(extended)["humanize"][1] == "4.12.1"
+
+
+def test_a_pypi_addition_to_a_conda_base_needs_no_channel(private_channel) -> None:
+    env = satchel.Environment(conda=["humanize", "fastavro"], channels=[str(private_channel.path)])
+    base = lock_environment(env, RUNTIME)
+    import shutil
+
+    shutil.rmtree(private_channel.path)
+    extended = lock_environment(satchel.Environment.resolved(base).extend(pypi=["six==1.17.0"]), RUNTIME)
+    assert pins(extended)["six"][:2] == ("pip", "1.17.0")
+    assert {k: v for k, v in pins(extended).items() if k != "six"} == pins(base)
