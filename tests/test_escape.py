@@ -275,3 +275,13 @@ def test_a_caller_in_a_removed_directory_still_starts_workers(
     with satchel.load(probe_ref) as fn:
         outcomes, _ = _outcomes(fn, "thickclient:thick", "a")
     assert "" not in json.loads(outcomes[0]["result"])["path"]
+
+
+def test_from_a_conda_environments_worker(store: str, base_dir: Path, conda_channel) -> None:
+    """The worker runs in a conda prefix with its own interpreter; the escape still reaches the caller's."""
+    env = satchel.Environment(conda=["humanize", "fastavro"], channels=[str(conda_channel.path)])
+    in_conda = satchel.function(escaping.probe.func, environment=env)
+    with satchel.load(in_conda.export(name="probe-conda", store=store, progress=False)) as fn:
+        outcomes, worker = _outcomes(fn, "thickclient:thick", "a")
+    assert (Path(worker["executable"]).parent.parent / "conda-meta").is_dir()
+    assert json.loads(outcomes[0]["result"])["executable"] == sys.executable
