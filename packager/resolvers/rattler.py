@@ -7,8 +7,9 @@ not installed again). A requirement a conda package already meets is not sent to
 
 Materialization never reaches a channel or an index: rattler's installer (and its package cache under
 SATCHEL_HOME/conda/pkgs) installs the conda packages from the mirrored files, presented as a one-off local
-channel; the wheels go in with uv, offline; then the prefix's bytecode is compiled. The interpreter is the
-prefix's own `python` package.
+channel; the wheels go in with uv, offline (bytecode compiled); then the conda packages' bytecode is
+compiled, or linked from a per-package cache of it (conda_bytecode.py). The interpreter is the prefix's own
+`python` package.
 """
 
 from __future__ import annotations
@@ -503,16 +504,21 @@ def _mirror_channel(
 
 
 def _compile_bytecode(python: Path, prefix: Path, lock: Lock) -> None:
-    site = prefix / "lib" / f"python{lock.python}" / "site-packages"
-    if not site.is_dir():
-        return
+    """The bytecode of the conda packages' modules, each package's compiled once per machine and then
+    linked from SATCHEL_HOME/conda/pyc (conda_bytecode.py, run by the prefix's interpreter, says how)."""
     proc = subprocess.run(
-        [str(python), "-m", "compileall", "-q", "-j", "0", str(site)],
+        [
+            str(python),
+            "-I",  # isolated: not this package's directory on sys.path
+            str(Path(__file__).with_name("conda_bytecode.py")),
+            str(prefix),
+            str(config.conda_dir() / "pyc"),
+        ],
         capture_output=True,
         text=True,
         timeout=900,
     )
-    if proc.returncode not in (0, 1):  # 1: a file that does not compile (a test file for Python 2, say)
+    if proc.returncode != 0:
         raise EnvironmentBuildError(
             f"compiling the bytecode of environment {lock.env_id} failed: {proc.stderr[-500:]}"
         )
