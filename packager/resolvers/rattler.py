@@ -282,7 +282,7 @@ class RattlerResolver(Resolver):
         self._say(f"solving {len(specs)} conda spec(s) for {subdir} from {', '.join(channels)}")
         gateway = rattler.Gateway(cache_dir=config.conda_dir() / "repodata")
         virtual_packages = [_generic(rattler, v) for v in virtual]
-        pinned = [_repodata_record(rattler, p) for p in base]
+        pinned = _repodata_records(rattler, base)
         # pinned packages are only kept when asked for: ask for every base package by name
         all_specs = specs + [p.name for p in base if p.name not in {_spec_name(s) for s in specs}]
         try:
@@ -472,9 +472,16 @@ def _package_record(package: LockedPackage) -> Any:
 
 
 def _repodata_record(rattler: Any, package: LockedPackage) -> Any:
-    """The RepoDataRecord of a locked conda package, rebuilt from the record the lock kept."""
+    return _repodata_records(rattler, [package])[0]
+
+
+def _repodata_records(rattler: Any, packages: Sequence[LockedPackage]) -> list[Any]:
+    """The RepoDataRecords of locked conda packages, rebuilt from the records the lock kept: all from one
+    one-off channel (one per package made extending a base cost a directory per base package)."""
+    if not packages:
+        return []
     with tempfile.TemporaryDirectory(prefix="satchel-record-") as tmp:
-        return _mirror_channel(rattler, Path(tmp), [package], None)[0]
+        return _mirror_channel(rattler, Path(tmp), packages, None)
 
 
 def _mirror_channel(
