@@ -33,6 +33,7 @@ from satchel.core.errors import EnvironmentBuildError, EnvironmentResolutionErro
 from satchel.core.extras import needs_extra
 from satchel.packager import interpreters
 from satchel.packager.environment import Environment
+from satchel.packager.resolvers import conda_bytecode
 from satchel.packager.resolvers.base import Lock, LockedPackage, Progress, Resolver
 from satchel.packager.resolvers.download import download
 from satchel.packager.resolvers.pins import check_additions, check_requirements, satisfied_by
@@ -511,16 +512,24 @@ def _mirror_channel(
 
 
 def _compile_bytecode(python: Path, prefix: Path, lock: Lock) -> None:
-    """The bytecode of the conda packages' modules, each package's compiled once per machine and then
-    linked from SATCHEL_HOME/conda/pyc (conda_bytecode.py, run by the prefix's interpreter, says how)."""
+    """The bytecode of the conda packages' modules: linked from SATCHEL_HOME/conda/pyc where an environment
+    with the same package and interpreter compiled it before, else compiled by the prefix's interpreter and
+    kept there (conda_bytecode.py says how and why)."""
+    conda = lock.conda_packages()
+    interpreter = next((p.sha256[:16] for p in conda if p.name == "python"), lock.python)
+    root = config.conda_dir() / "pyc"
+    wanted: dict[str, str] = {}
+    for package in conda:
+        cached = root / f"{package.sha256}-{interpreter}"
+        if cached.is_dir():
+            conda_bytecode.link(str(cached), str(prefix))
+        else:
+            wanted[package.sha256] = str(cached)
+    if not wanted:
+        return
     proc = subprocess.run(
-        [
-            str(python),
-            "-I",  # isolated: not this package's directory on sys.path
-            str(Path(__file__).with_name("conda_bytecode.py")),
-            str(prefix),
-            str(config.conda_dir() / "pyc"),
-        ],
+        [str(python), "-I", conda_bytecode.__file__],  # -I: not this package's directory on sys.path
+        input=json.dumps({"prefix": str(prefix), "packages": wanted}),
         capture_output=True,
         text=True,
         timeout=900,
