@@ -23,21 +23,25 @@ import sys
 
 def link(cached, prefix):
     """The pycs kept in `cached` hard-linked into `prefix` (only files under __pycache__ directories)."""
-    for dirpath, _, names in os.walk(cached):
-        if os.path.basename(dirpath) != "__pycache__":
-            continue
-        target = os.path.join(prefix, os.path.relpath(dirpath, cached))
-        os.makedirs(target, exist_ok=True)
-        for name in names:
-            source = os.path.join(dirpath, name)
-            if not name.endswith(".pyc") or os.path.islink(source):
+    with os.scandir(cached) as entries:
+        for entry in entries:  # a scan, not a walk: its entries know their type without a stat each
+            if not entry.is_dir(follow_symlinks=False):
                 continue
-            try:
-                os.link(source, os.path.join(target, name))
-            except FileExistsError:  # the package shipped its own
-                pass
-            except OSError:  # another file system, or no hard links there
-                shutil.copyfile(source, os.path.join(target, name))
+            target = os.path.join(prefix, entry.name)
+            if entry.name != "__pycache__":
+                link(entry.path, target)
+                continue
+            os.makedirs(target, exist_ok=True)
+            with os.scandir(entry.path) as pycs:
+                for pyc in pycs:
+                    if not pyc.name.endswith(".pyc") or not pyc.is_file(follow_symlinks=False):
+                        continue
+                    try:
+                        os.link(pyc.path, os.path.join(target, pyc.name))
+                    except FileExistsError:  # the package shipped its own
+                        pass
+                    except OSError:  # another file system, or no hard links there
+                        shutil.copyfile(pyc.path, os.path.join(target, pyc.name))
 
 
 def _sources(prefix, wanted):
