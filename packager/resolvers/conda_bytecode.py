@@ -107,7 +107,7 @@ def main(prefix, wanted):
             import concurrent.futures
 
             with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-                list(pool.map(_compile, paths, chunksize=16))
+                list(pool.map(_compile, paths))  # one by one: a few big modules would unbalance chunks
         except (ImportError, NotImplementedError, OSError):  # no working multiprocessing here: one by one
             for path in paths:
                 _compile(path)
