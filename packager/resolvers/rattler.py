@@ -502,7 +502,9 @@ def _mirror_channel(
             target = root / (package.subdir or record.get("subdir") or "noarch") / package.filename
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(files[package.sha256], target)
+                # a symbolic link: a hard link would change the cached blob's ctime, so the blob cache
+                # would take it for changed and hash it again on the next lookup
+                os.symlink(Path(files[package.sha256]).resolve(), target)
             except OSError:
                 shutil.copyfile(files[package.sha256], target)
     (root / "repodata.json").write_text(json.dumps(repodata), encoding="utf-8")

@@ -1,5 +1,6 @@
-"""The bytecode of conda environments: each package's compiled once, then linked into later environments,
-as checked-hash pycs the interpreter verifies against their sources (packager/resolvers/conda_bytecode.py)."""
+"""What building a conda environment again reuses: each package's bytecode, compiled once and then linked
+into later environments as checked-hash pycs the interpreter verifies against their sources
+(packager/resolvers/conda_bytecode.py), and the blob cache's verification of the package files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from satchel.packager.blobcache import STAMP_SUFFIX, BlobCache, _identity
 from satchel.packager.environment import Environment
 from satchel.packager.locking import lock_environment, mirror, package_fetcher
 from satchel.packager.stores import open_store
@@ -20,10 +22,12 @@ pytestmark = pytest.mark.timeout(600)
 CHECKED_HASH = 0b11  # the flags word of a pyc's header (PEP 552)
 
 
-def build(channel, specs: list[str], store_url: str) -> Path:
+def build(channel, specs: list[str], store_url: str, lock_out: list | None = None) -> Path:
     lock = lock_environment(Environment(conda=specs, channels=[str(channel.path)]), RUNTIME)
     store = open_store(store_url)
     mirror(lock, store)
+    if lock_out is not None:
+        lock_out.append(lock)
     return EnvironmentCache().ensure(lock, package_fetcher(store))
 
 
@@ -73,3 +77,16 @@ def test_a_cached_pyc_that_does_not_match_its_source_is_not_used(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1.16.0"
+
+
+def test_a_build_leaves_the_package_files_verified_in_the_blob_cache(
+    conda_channel, store_url: str, home: Path
+) -> None:
+    locks: list = []
+    build(conda_channel, ["six", "tomli", "fastavro"], store_url, locks)
+    cache = BlobCache()
+    for package in locks[0].conda_packages():
+        blob = cache.path(package.sha256)
+        # the stamp still names the file as it is: the next build finds it verified, without hashing it
+        stamp = blob.with_name(blob.name + STAMP_SUFFIX).read_text()
+        assert stamp == _identity(blob.stat()), package.filename
