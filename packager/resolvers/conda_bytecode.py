@@ -108,7 +108,8 @@ def main(prefix, wanted):
 
             with concurrent.futures.ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
                 list(pool.map(_compile, paths))  # one by one: a few big modules would unbalance chunks
-        except (ImportError, NotImplementedError, OSError):  # no working multiprocessing here: one by one
+        except (ImportError, NotImplementedError, OSError, RuntimeError):
+            # no working multiprocessing here (or a broken pool): one by one
             for path in paths:
                 _compile(path)
     for sha256, cached in wanted.items():
