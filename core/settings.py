@@ -140,7 +140,7 @@ def environments_dir() -> Path:
 
 
 def conda_dir() -> Path:
-    """rattler's package cache (`pkgs/`) and repodata cache (`repodata/`)."""
+    """rattler's package cache (`pkgs/`) and repodata cache (`repodata/`); the packages' bytecode (`pyc/`)."""
     return home() / "conda"
 
 

@@ -7,8 +7,9 @@ not installed again). A requirement a conda package already meets is not sent to
 
 Materialization never reaches a channel or an index: rattler's installer (and its package cache under
 SATCHEL_HOME/conda/pkgs) installs the conda packages from the mirrored files, presented as a one-off local
-channel; the wheels go in with uv, offline; then the prefix's bytecode is compiled. The interpreter is the
-prefix's own `python` package.
+channel; the wheels go in with uv, offline (bytecode compiled); then the conda packages' bytecode is
+compiled, or linked from a per-package cache of it (conda_bytecode.py). The interpreter is the prefix's own
+`python` package.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from satchel.core.errors import EnvironmentBuildError, EnvironmentResolutionErro
 from satchel.core.extras import needs_extra
 from satchel.packager import interpreters
 from satchel.packager.environment import Environment
+from satchel.packager.resolvers import conda_bytecode
 from satchel.packager.resolvers.base import Lock, LockedPackage, Progress, Resolver
 from satchel.packager.resolvers.download import download
 from satchel.packager.resolvers.pins import check_additions, check_requirements, satisfied_by
@@ -305,7 +307,7 @@ class RattlerResolver(Resolver):
         self._say(f"solving {len(specs)} conda spec(s) for {subdir} from {', '.join(channels)}")
         gateway = rattler.Gateway(cache_dir=config.conda_dir() / "repodata")
         virtual_packages = [_generic(rattler, v) for v in virtual]
-        pinned = [_repodata_record(rattler, p) for p in base]
+        pinned = _repodata_records(rattler, base)
         # pinned packages are only kept when asked for: ask for every base package by name
         all_specs = specs + [p.name for p in base if p.name not in {_spec_name(s) for s in specs}]
         try:
@@ -517,9 +519,16 @@ def _package_record(package: LockedPackage) -> Any:
 
 
 def _repodata_record(rattler: Any, package: LockedPackage) -> Any:
-    """The RepoDataRecord of a locked conda package, rebuilt from the record the lock kept."""
+    return _repodata_records(rattler, [package])[0]
+
+
+def _repodata_records(rattler: Any, packages: Sequence[LockedPackage]) -> list[Any]:
+    """The RepoDataRecords of locked conda packages, rebuilt from the records the lock kept: all from one
+    one-off channel (one per package made extending a base cost a directory per base package)."""
+    if not packages:
+        return []
     with tempfile.TemporaryDirectory(prefix="satchel-record-") as tmp:
-        return _mirror_channel(rattler, Path(tmp), [package], None)[0]
+        return _mirror_channel(rattler, Path(tmp), packages, None)
 
 
 def _mirror_channel(
@@ -539,7 +548,9 @@ def _mirror_channel(
             target = root / (package.subdir or record.get("subdir") or "noarch") / package.filename
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(files[package.sha256], target)
+                # a symbolic link: a hard link would change the cached blob's ctime, so the blob cache
+                # would take it for changed and hash it again on the next lookup
+                os.symlink(Path(files[package.sha256]).resolve(), target)
             except OSError:
                 shutil.copyfile(files[package.sha256], target)
     (root / "repodata.json").write_text(json.dumps(repodata), encoding="utf-8")
@@ -549,16 +560,29 @@ def _mirror_channel(
 
 
 def _compile_bytecode(python: Path, prefix: Path, lock: Lock) -> None:
-    site = prefix / "lib" / f"python{lock.python}" / "site-packages"
-    if not site.is_dir():
+    """The bytecode of the conda packages' modules: linked from SATCHEL_HOME/conda/pyc where an environment
+    with the same package and interpreter compiled it before, else compiled by the prefix's interpreter and
+    kept there (conda_bytecode.py says how and why)."""
+    conda = lock.conda_packages()
+    interpreter = next((p.sha256[:16] for p in conda if p.name == "python"), lock.python)
+    root = config.conda_dir() / "pyc"
+    wanted: dict[str, str] = {}
+    for package in conda:
+        cached = root / f"{package.sha256}-{interpreter}"
+        if cached.is_dir():
+            conda_bytecode.link(str(cached), str(prefix))
+        else:
+            wanted[package.sha256] = str(cached)
+    if not wanted:
         return
     proc = subprocess.run(
-        [str(python), "-m", "compileall", "-q", "-j", "0", str(site)],
+        [str(python), "-I", conda_bytecode.__file__],  # -I: not this package's directory on sys.path
+        input=json.dumps({"prefix": str(prefix), "packages": wanted}),
         capture_output=True,
         text=True,
         timeout=900,
     )
-    if proc.returncode not in (0, 1):  # 1: a file that does not compile (a test file for Python 2, say)
+    if proc.returncode != 0:
         raise EnvironmentBuildError(
             f"compiling the bytecode of environment {lock.env_id} failed: {proc.stderr[-500:]}"
         )
