@@ -246,11 +246,13 @@ def venv_python(env_dir: Path) -> Path:
 
 
 def _link(source: Path, target: Path) -> None:
+    # a symlink first: a hard link would change the cached file's ctime, which the blob cache takes for a
+    # change (packager/blobcache.py), so the next build would hash every wheel again
     try:
-        os.link(source, target)
+        os.symlink(Path(source).resolve(), target)
     except OSError:
         try:
-            os.symlink(Path(source).resolve(), target)
+            os.link(source, target)
         except OSError:  # pragma: no cover
             shutil.copyfile(source, target)
 
