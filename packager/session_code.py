@@ -57,6 +57,10 @@ def defined_in_session(func: Any) -> bool:
 def session_module(func: Any, names: Iterable[str] = ()) -> tuple[str, str]:
     """The generated module (its name and text) defining `func` and what it uses from the session;
     `names` are further globals of the session the worker needs (classes that pickles refer to)."""
+    if not isinstance(func, types.FunctionType):
+        raise CodeCaptureError(
+            f"{func!r} is not a Python function defined in a module or a session; define it with def"
+        )
     session = _Session(func.__globals__, func.__module__)
     top = func.__qualname__.split(".")[0]
     session.define_root(top, func)
@@ -314,7 +318,7 @@ class _Session:
             raise self._refusal_error()
 
     def _resolve(self, name: str, reader: str) -> None:
-        if name not in self.namespace:
+        if name not in self.namespace or name in self.definitions:
             return  # a builtin, or a name nothing defines yet: it fails in the worker as it would here
         value = self.namespace[name]
         if isinstance(value, types.ModuleType):
@@ -324,13 +328,20 @@ class _Session:
         if literal is not None:
             self.constants[name] = f"{name} = {literal}\n"
             return
-        target = getattr(value, "func", None) if _is_satchel_function(value) else value
+        if _is_satchel(value, "Environment"):  # what `@satchel.function(environment=...)` reads
+            self.imports.setdefault("satchel", "import satchel\n")
+            self.constants[name] = f"{name} = satchel.Environment()  # the bundle holds the environment\n"
+            return
+        target = getattr(value, "func", None) if _is_satchel(value, "Function") else value
         if self._imported(name, value, target):
             return
         if isinstance(target, type) and target.__module__ == self.module:
             self._define_class(name, target, reader)
             return
-        inner = inspect.unwrap(target) if callable(target) else target
+        try:
+            inner = inspect.unwrap(target) if callable(target) else target
+        except ValueError:  # a cycle of __wrapped__
+            inner = target
         if isinstance(inner, types.FunctionType) and inner.__globals__ is self.namespace:
             self._define_function(name, inner, f"{name!r} (read by {reader})")
             return
@@ -364,7 +375,9 @@ class _Session:
         full = module.__name__
         if sys.modules.get(full) is not module or full == self.module:
             self.refused.append(
-                _Refusal(name, module, reader, "a module that cannot be imported by its name")
+                _Refusal(
+                    name, module, reader, "a module no import statement gives; import it in the function"
+                )
             )
             return
         parent, _, last = full.rpartition(".")
@@ -381,6 +394,9 @@ class _Session:
     def _add(
         self, name: str, text: str, statement: ast.stmt, filename: str, skip: Iterable[str] = ()
     ) -> None:
+        if name in self.definitions:
+            return
+        self.done.add(name)
         st = _statement(statement, filename)
         reads = st.reads - set(skip)
         now = _immediate_reads(statement, filename) - set(skip)
@@ -523,7 +539,6 @@ class _Session:
                 f"else; define it again as {name!r}"
             )
         self.aliases[name] = f"{name} = {own}\n"
-        self.need(own, repr(name))
 
     # -- errors and text ---------------------------------------------------------------------------
 
@@ -603,9 +618,10 @@ def _method_codes(cls: type) -> list[types.CodeType]:
     return codes
 
 
-def _is_satchel_function(value: Any) -> bool:
+def _is_satchel(value: Any, name: str) -> bool:
+    """Whether `value` is a satchel.Function or satchel.Environment (or the worker's stand-in)."""
     kind = type(value)
-    return kind.__name__ == "Function" and kind.__module__.startswith("satchel.")
+    return kind.__name__ == name and kind.__module__.startswith("satchel.")
 
 
 def _picklable(value: Any) -> bool:

@@ -9,6 +9,7 @@ import io
 import json
 import linecache
 import os
+import pty
 import subprocess
 import sys
 import textwrap
@@ -188,7 +189,9 @@ triple = make(3)
 square = lambda x: x * x  # a lambda bound at the top level
 also_norm = norm
 
-@satchel.function
+ENV = satchel.Environment()
+
+@satchel.function(environment=ENV)
 def predict(p: Point) -> float:
     return triple(also_norm(p)) + square(2) + (0 if NAN == NAN else 1) + len(js.dumps(OD()))
 """
@@ -228,10 +231,11 @@ def test_the_generated_module_holds_what_the_function_uses(
     assert package.files == (f"{package.module}.py",)
     assert package.module == "satchel_session_" + __import__("hashlib").sha256(text.encode()).hexdigest()[:16]
     assert "from collections import OrderedDict as OD\n" in text and "import json as js\n" in text
-    assert 'NAN = float("nan")\n' in text and "LIMIT = 10\n" in text
+    assert 'NAN = float("nan")\n' in text and "LIMIT = 10\n" in text and "ENV = satchel.Environment()" in text
     assert "SIZES = (1, 2.5, None, b'x', [True, {'k': frozenset({1, 3})}])\n" in text
     assert "square = lambda x: x * x  # a lambda bound at the top level\n" in text
-    assert "also_norm = norm\n" in text and "Fraction" not in text and "<cell-1>" not in text
+    assert "also_norm = norm\n" in text and text.count("def norm(") == 1
+    assert "Fraction" not in text and "<cell-1>" not in text
     assert text.index("def compute_size") < text.index("class Config")
     (tmp_path / f"{package.module}.py").write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -242,6 +246,25 @@ def test_the_generated_module_holds_what_the_function_uses(
     finally:
         sys.modules.pop(package.module, None)
     assert capture(session(SESSION, name="my_session")["predict"].func).data == package.data
+
+
+def test_a_session_under_future_annotations_keeps_them(session) -> None:
+    ns = session(
+        """
+        from __future__ import annotations
+        from dataclasses import dataclass
+
+        @dataclass
+        class Point:
+            x: float
+
+        def f(p: Point) -> float:
+            return p.x
+        """
+    )
+    text = _generated(capture(ns["f"]))
+    assert text.splitlines()[1:3] == ["from __future__ import annotations", ""]
+    assert "from dataclasses import dataclass\n" in text
 
 
 def test_a_dataclass_of_the_session_is_named_in_the_shipped_module(session, store_url: str) -> None:
@@ -392,3 +415,34 @@ def test_a_program_piped_on_stdin_is_one_clear_error(store_url: str) -> None:
     assert proc.returncode != 0
     assert "cannot capture function 'score': it was read from a pipe on stdin" in proc.stderr
     assert "save the code to a .py file" in proc.stderr
+
+
+def test_a_function_typed_into_the_repl_is_one_clear_error(store_url: str) -> None:
+    """The plain REPL keeps no source: the error says where to define the function instead."""
+    controller, terminal = pty.openpty()
+    lines = [
+        "import satchel",
+        "@satchel.function",
+        "def f(x: int) -> int:",
+        "    return x",
+        "",
+        "f.export(name='f')",
+    ]
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-q"],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "SATCHEL_STORE": store_url, "PYTHONPATH": str(REPO), "PYTHON_BASIC_REPL": "1"},
+        )
+        os.write(controller, ("\n".join(lines) + "\nexit()\n").encode())
+        _, err = proc.communicate(timeout=600)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, err
+    assert "CodeCaptureError: cannot capture function 'f': it was typed into the Python REPL" in err, err
+    assert "save the code to a .py file" in err
