@@ -348,26 +348,26 @@ class _Session:
         self.refused.append(_Refusal(name, value, reader))
 
     def _imported(self, name: str, value: Any, target: Any) -> bool:
-        """`from module import name` for an object another module (not the session) holds."""
+        """`from module import name` for an object another module (not the session) holds; from the
+        shortest of its module's packages that has it (`sklearn.linear_model`, not its private
+        `sklearn.linear_model._logistic`)."""
         module_name = getattr(target, "__module__", None)
         if not isinstance(module_name, str) or module_name == self.module:
             return False
-        module = sys.modules.get(module_name)
-        if module is None:
-            return False
-        for attr in (getattr(target, "__qualname__", None), getattr(target, "__name__", None), name):
-            if (
-                not isinstance(attr, str)
-                or not attr.isidentifier()
-                or getattr(module, attr, None) is not value
-            ):
+        attrs = [getattr(target, "__qualname__", None), getattr(target, "__name__", None), name]
+        attrs = [a for a in attrs if isinstance(a, str) and a.isidentifier()]
+        parts = module_name.split(".")
+        for prefix in (".".join(parts[:i]) for i in range(1, len(parts) + 1)):
+            module = sys.modules.get(prefix)
+            attr = next((a for a in attrs if getattr(module, a, None) is value), None)
+            if module is None or attr is None:
                 continue
-            if module_name == "builtins":
+            if prefix == "builtins":
                 if attr != name:
                     self.constants[name] = f"{name} = {attr}\n"
             else:
                 alias = "" if attr == name else f" as {name}"
-                self.imports[name] = f"from {module_name} import {attr}{alias}\n"
+                self.imports[name] = f"from {prefix} import {attr}{alias}\n"
             return True
         return False
 
@@ -493,16 +493,17 @@ class _Session:
             node = _top_statement(source.tree, code.co_firstlineno)
             if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
                 return source, node
+        history = self._history()
+        ordered = [(s, n) for s in history for n in s.tree.body if _is_class_def(n, cls.__name__)]
+        if ordered:  # IPython's cells, as they ran: the last definition is the live one
+            return ordered[-1]
         found: dict[str, tuple[_Source, ast.ClassDef]] = {}
-        for source in self._session_sources():
+        for source in self._kept_sources():
             for node in source.tree.body:
-                if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-                    key = ast.unparse(node)
-                    found.pop(key, None)  # the last one defined wins
-                    found[key] = (source, node)
-        history = self.namespace.get("_ih")
-        if found and (len(found) == 1 or isinstance(history, list)):
-            return list(found.values())[-1]
+                if _is_class_def(node, cls.__name__):
+                    found[ast.unparse(node)] = (source, node)
+        if len(found) == 1:
+            return next(iter(found.values()))
         if found:
             raise CodeCaptureError(
                 f"cannot capture {what}: it is defined differently in several places; "
@@ -510,23 +511,22 @@ class _Session:
             )
         raise CodeCaptureError(f"cannot capture {what}: its definition is in no source the session keeps")
 
-    def _session_sources(self) -> list[_Source]:
-        """Sources a class may be defined in: the notebook's cells in order, else every kept source."""
+    def _history(self) -> list[_Source]:
+        """IPython's cells in the order they ran (`_ih`), when the session is IPython's."""
         history = self.namespace.get("_ih")
         sources = []
-        if isinstance(history, list):  # IPython: the cells, as run
-            for i, text in enumerate(history):
-                try:
-                    sources.append(_Source(f"<cell {i}>", text, ast.parse(text), None))
-                except SyntaxError:
-                    continue
-            return sources
-        names = [n for n, entry in sorted(linecache.cache.items()) if len(entry) == 4 and entry[1] is None]
-        for filename in [*names, "<string>", "<stdin>"]:
-            source = self.sources.get(filename, 0)
-            if source is not None:
-                sources.append(source)
+        for i, text in enumerate(history if isinstance(history, list) else []):
+            try:
+                sources.append(_Source(f"<cell {i}>", text, ast.parse(text), None))
+            except (SyntaxError, TypeError, ValueError):
+                continue
         return sources
+
+    def _kept_sources(self) -> list[_Source]:
+        """Every source the session keeps (registered in linecache), and the program of -c or stdin."""
+        names = [n for n, entry in sorted(linecache.cache.items()) if len(entry) == 4 and entry[1] is None]
+        sources = [self.sources.get(filename, 0) for filename in [*names, "<string>", "<stdin>"]]
+        return [source for source in sources if source is not None]
 
     def _alias(self, name: str, own: str, value: Any, what: str) -> None:
         """A definition binds its own name; a global that is another name for it becomes `name = own`."""
@@ -600,6 +600,10 @@ def _immediate_reads(node: ast.stmt, filename: str) -> set[str]:
         stack.extend(c for c in child.get_children() if c.get_type() == "class")
         reads.update(s.get_name() for s in child.get_symbols() if s.is_global() or s.is_referenced())
     return reads
+
+
+def _is_class_def(node: ast.stmt, name: str) -> bool:
+    return isinstance(node, ast.ClassDef) and node.name == name
 
 
 def _method_codes(cls: type) -> list[types.CodeType]:

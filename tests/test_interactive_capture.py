@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -222,6 +223,21 @@ def test_exec_of_compiled_source_exports_and_runs(session, store_url: str) -> No
         assert fn(p={"x": 3.0, "y": 4.0}) == ns["predict"](ns["Point"](3.0, 4.0))
 
 
+def test_a_name_is_imported_from_the_shortest_package_that_has_it(session) -> None:
+    ns = session(
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        from email.mime.text import MIMEText
+        def f() -> str:
+            return ThreadPoolExecutor.__name__ + MIMEText.__name__
+        """
+    )
+    assert ThreadPoolExecutor.__module__ == "concurrent.futures.thread"  # where it is defined...
+    text = _generated(capture(ns["f"]))
+    assert "from concurrent.futures import ThreadPoolExecutor\n" in text  # ...but the package that exports it
+    assert "from email.mime.text import MIMEText\n" in text  # no shorter package has it
+
+
 def test_the_generated_module_holds_what_the_function_uses(
     session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,12 +411,16 @@ def _child(args: list[str], store_url: str, **kwargs: Any) -> subprocess.Complet
 
 def _check_exported(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, proc.stderr
-    with satchel.load(proc.stdout.strip()) as fn:
+    with satchel.load(proc.stdout.strip().splitlines()[-1]) as fn:
         assert fn(p={"x": 1.0, "y": 2.0}) == 7.5
 
 
 def test_python_c_exports(store_url: str) -> None:
     _check_exported(_child(["-X", "utf8", "-c", PROGRAM], store_url))
+
+
+def test_ipython_in_a_terminal_exports(store_url: str) -> None:
+    _check_exported(_child(["-m", "IPython", "--quick", "--no-banner", "-c", PROGRAM], store_url))
 
 
 def test_a_program_on_stdin_from_a_file_exports(store_url: str, tmp_path: Path) -> None:
