@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import stat
+import symtable
 import sys
 import textwrap
 import types
@@ -291,7 +292,7 @@ class _Session:
     order: list[str] = field(default_factory=list)  # definitions, as discovered
     imports: dict[str, str] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # another global name -> the definition's
     refused: list[_Refusal] = field(default_factory=list)
     pending: list[tuple[str, str]] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
@@ -538,7 +539,7 @@ class _Session:
                 f"cannot capture {what}: it is {own!r} under another name, and {own!r} now names something "
                 f"else; define it again as {name!r}"
             )
-        self.aliases[name] = f"{name} = {own}\n"
+        self.aliases[name] = own
 
     # -- errors and text ---------------------------------------------------------------------------
 
@@ -571,18 +572,20 @@ class _Session:
             parts.append("\n" + "".join(self.constants[n] for n in sorted(self.constants)))
         for name in self._ordered():
             parts.append("\n\n" + self.definitions[name].text)
-        if self.aliases:
-            parts.append("\n\n" + "".join(self.aliases[n] for n in sorted(self.aliases)))
+            others = sorted(other for other, own in self.aliases.items() if own == name)
+            if others:
+                parts.append("".join(f"{other} = {name}\n" for other in others))
         return "".join(parts)
 
     def _ordered(self) -> list[str]:
         """Definitions, each after those it reads as the module runs (discovery order otherwise)."""
         placed: list[str] = []
         remaining = list(self.order)
+        now = {n: {self.aliases.get(r, r) for r in d.now} - {n} for n, d in self.definitions.items()}
         while remaining:
             ready = next(
-                (n for n in remaining if not (self.definitions[n].now & set(remaining) - {n})),
-                remaining[0],  # a cycle: the module fails as the session would have
+                (n for n in remaining if not now[n] & set(remaining)),
+                remaining[0],  # a cycle: no order runs it, the discovery order stays
             )
             placed.append(ready)
             remaining.remove(ready)
@@ -590,8 +593,6 @@ class _Session:
 
 
 def _immediate_reads(node: ast.stmt, filename: str) -> set[str]:
-    import symtable
-
     table = symtable.symtable(ast.unparse(node), filename, "exec")
     reads = {s.get_name() for s in table.get_symbols() if s.is_referenced()}
     stack = [c for c in table.get_children() if c.get_type() == "class"]

@@ -188,13 +188,16 @@ def make(k):
 
 triple = make(3)
 square = lambda x: x * x  # a lambda bound at the top level
-also_norm = norm
+also_norm = unit_norm = norm
+
+class Units:
+    measure = staticmethod(unit_norm)  # read as the module is imported: norm and its name come first
 
 ENV = satchel.Environment()
 
 @satchel.function(environment=ENV)
 def predict(p: Point) -> float:
-    return triple(also_norm(p)) + square(2) + (0 if NAN == NAN else 1) + len(js.dumps(OD()))
+    return triple(also_norm(p)) + Units.measure(p) + square(2) + (0 if NAN == NAN else 1) + len(js.dumps(OD()))
 """
 
 
@@ -250,7 +253,8 @@ def test_the_generated_module_holds_what_the_function_uses(
     assert 'NAN = float("nan")\n' in text and "LIMIT = 10\n" in text and "ENV = satchel.Environment()" in text
     assert "SIZES = (1, 2.5, None, b'x', [True, {'k': frozenset({1, 3})}])\n" in text
     assert "square = lambda x: x * x  # a lambda bound at the top level\n" in text
-    assert "also_norm = norm\n" in text and text.count("def norm(") == 1
+    assert "also_norm = norm\nunit_norm = norm\n" in text and text.count("def norm(") == 1
+    assert text.index("unit_norm = norm") < text.index("class Units")
     assert "Fraction" not in text and "<cell-1>" not in text
     assert text.index("def compute_size") < text.index("class Config")
     (tmp_path / f"{package.module}.py").write_text(text)
