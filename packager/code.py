@@ -121,23 +121,27 @@ def _find(name: str) -> tuple[Path, bool] | None:
     return Path(spec.origin), spec.submodule_search_locations is not None
 
 
-def shipped_module(func) -> tuple[str, Path]:
-    """The module name `func` is imported by in the worker, and its file; CodeCaptureError when it
-    cannot be packaged (a nested function or lambda, no source file, a script with a bad name)."""
+def _check_top_level(func) -> None:
     qualname = getattr(func, "__qualname__", "")
     if "<locals>" in qualname or "<lambda>" in qualname:
         raise CodeCaptureError(
             f"{qualname!r} is defined inside another function or is a lambda; "
             "define it at module level so the worker can import it"
         )
+
+
+def shipped_module(func) -> tuple[str, Path]:
+    """The module name `func` is imported by in the worker, and its file; CodeCaptureError when it
+    cannot be packaged (a nested function or lambda, no source file, a script with a bad name)."""
+    _check_top_level(func)
+    qualname = getattr(func, "__qualname__", "")
     module_name = func.__module__
     module: ModuleType | None = sys.modules.get(module_name)
     file = getattr(module, "__file__", None) if module else None
     if not file or not file.endswith(".py"):
         raise CodeCaptureError(
             f"function {qualname!r} has no source file (module {module_name!r}); define it in a .py "
-            "file and import it from there (functions typed into a notebook cell or a REPL cannot be "
-            "packaged yet)"
+            "file and import it from there"
         )
     file_path = Path(file).resolve()
     if module_name == "__main__":
@@ -152,12 +156,22 @@ def capture(func, *, script_names: Iterable[str] = ()) -> CodePackage:
 
     For a function defined in a script (`__main__`), only `script_subset` of the script is packaged;
     `script_names` are further top-level names of the script the worker needs (classes and functions
-    that bound artifacts or the interface refer to).
+    that bound artifacts or the interface refer to). A function defined in an interactive session (a
+    notebook cell, `python -c`, ...) travels as the module `session_code` generates for it.
     """
+    from satchel.packager import session_code  # it builds on this module's statement analysis
+
     qualname = getattr(func, "__qualname__", "")
-    module_name, file_path = shipped_module(func)
     sources: dict[Path, str] = {}  # files shipped with other text than their own
-    if func.__module__ == "__main__":
+    generated: Path | None = None  # the module generated for a session's function (no such file)
+    if session_code.defined_in_session(func):
+        _check_top_level(func)
+        module_name, text = session_code.session_module(func, script_names)
+        generated = file_path = Path("/", "<session>", f"{module_name}.py")
+        sources[file_path] = text
+    else:
+        module_name, file_path = shipped_module(func)
+    if func.__module__ == "__main__" and generated is None:
         text = file_path.read_text(encoding="utf-8")
         sources[file_path] = script_subset(text, str(file_path), [qualname.split(".")[0], *script_names])
 
@@ -165,6 +179,9 @@ def capture(func, *, script_names: Iterable[str] = ()) -> CodePackage:
     entries: dict[str, Path] = {}
 
     def add(name: str, path: Path, is_package: bool) -> None:
+        if path == generated:
+            entries[path.name] = path
+            return
         root = _root_of(name, path)
         rel = PurePosixPath(*path.resolve().relative_to(root).parts).as_posix()
         previous = entries.get(rel)

@@ -23,6 +23,7 @@ from satchel.core.errors import SatchelError
 from satchel.core.progress import Reporter, stage
 from satchel.core.version import __version__
 from satchel.packager import code as code_capture
+from satchel.packager import session_code
 from satchel.packager.bundle import FORMAT_VERSION, FORMAT_VERSION_TASKS, KIND, TASK_MANIFEST_MAGIC, publish
 from satchel.packager.gc import ExportJournal, keep_blob
 from satchel.packager.locking import lock_environment, mirror, record_lock
@@ -81,12 +82,14 @@ def _reject_variadic(fn: Function) -> None:
             )
 
 
-def _rename_main(interface: dict[str, Any], module: str) -> dict[str, Any]:
+def _rename_main(interface: dict[str, Any], module: str, source: str = "__main__") -> dict[str, Any]:
+    """The interface with the types of `source` (a script's or a session's module) named in `module`."""
+
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
             out = {k: walk(v) for k, v in node.items()}
-            if isinstance(out.get("python"), str) and out["python"].startswith("__main__:"):
-                out["python"] = module + out["python"][len("__main__") :]
+            if isinstance(out.get("python"), str) and out["python"].startswith(f"{source}:"):
+                out["python"] = module + out["python"][len(source) :]
             return out
         if isinstance(node, list):
             return [walk(v) for v in node]
@@ -98,15 +101,15 @@ def _rename_main(interface: dict[str, Any], module: str) -> dict[str, Any]:
     return renamed
 
 
-def _main_types(interface: dict[str, Any]) -> set[str]:
-    """The top-level names of the classes of `__main__` an interface names (`"python": "__main__:X"`)."""
+def _main_types(interface: dict[str, Any], source: str = "__main__") -> set[str]:
+    """The top-level names of the classes of `source` an interface names (`"python": "__main__:X"`)."""
     names: set[str] = set()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             python = node.get("python")
-            if isinstance(python, str) and python.startswith("__main__:"):
-                names.add(python[len("__main__:") :].split(".")[0])
+            if isinstance(python, str) and python.startswith(f"{source}:"):
+                names.add(python[len(source) + 1 :].split(".")[0])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -266,11 +269,13 @@ def export(
 
 def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> BundleRef:
     with stage(f"interface of {name}", quiet=True):
-        interface = interface_of(fn)
-        script_names = _main_types(interface)
+        declared = interface = interface_of(fn)
+        source = fn.func.__module__
+        shipped_as_other = source == "__main__" or session_code.defined_in_session(fn.func)
+        script_names = _main_types(interface, source)
         captured = code_capture.capture(fn.func, script_names=script_names)
-        if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
-            interface = _rename_main(interface, captured.module)
+        if shipped_as_other:  # a script or a session: its types live in the module it is shipped as
+            interface = _rename_main(declared, captured.module, source)
     lock = lock_environment(fn.environment, runtime_requirements(interface), store=target)
 
     # Not a TemporaryDirectory: a killed export could not remove it (a pickle may be gigabytes);
@@ -299,6 +304,8 @@ def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> B
                 artifacts.extend(_task_artifacts(binding, target, journal, tmpdir))
             if referred - script_names:  # the worker unpickles them from the script's subset
                 captured = code_capture.capture(fn.func, script_names=script_names | referred)
+                if shipped_as_other:  # a session's module is named by its text, which has grown
+                    interface = _rename_main(declared, captured.module, source)
             code_path = tmpdir / "code.zip"
             code_path.write_bytes(captured.data)
             code_digest = keep_blob(target, journal, code_path, hashlib.sha256(captured.data).hexdigest())

@@ -183,20 +183,41 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _print_code(store, doc: dict) -> None:
+    """Each file of the code package (fetched and verified), under a `# path` line; the function's
+    module first."""
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix="satchel-inspect-") as tmp:
+        archive = store.fetch_blob(doc["code"]["blob"], Path(tmp) / "code.zip", what="code package")
+        with zipfile.ZipFile(archive) as zf:
+            names = sorted(zf.namelist())
+            first = doc["function"]["module"].replace(".", "/")
+            names.sort(key=lambda n: n not in (f"{first}.py", f"{first}/__init__.py"))
+            for i, name in enumerate(names):
+                text = zf.read(name).decode("utf-8", errors="replace")
+                _out(("\n" if i else "") + f"# {name}\n" + text.rstrip("\n"))
+
+
 @main.command(name="inspect")
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole metadata document as JSON.")
-def inspect_cmd(ref: str, as_json: bool) -> None:
+@click.option("--code", "show_code", is_flag=True, help="Print the source files of its code package.")
+def inspect_cmd(ref: str, as_json: bool, show_code: bool) -> None:
     """Show what a bundle holds: signature, environment, artifacts, provenance."""
     from rich.table import Table
     from rich.text import Text
 
     from satchel.packager.bundle import read_bundle
 
-    bundle, _ = read_bundle(ref)
+    bundle, store = read_bundle(ref)
     doc = bundle.doc
     if as_json:
         _out(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    if show_code:
+        _print_code(store, doc)
         return
     con = _console()
 

@@ -106,6 +106,22 @@ def test_inspect(exported: str) -> None:
     assert doc["name"] == "describe" and doc["format_version"] == 1
 
 
+def test_inspect_code_prints_the_code_package_verified(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ref = satchel_cli("export", "tests.functions.textutil:scale", "--store", str(store)).stdout.strip()
+    out = satchel_cli("inspect", ref, "--code").stdout
+    files = [line[2:] for line in out.splitlines() if line.startswith("# tests/")]
+    assert files == ["tests/functions/textutil.py", *sorted(set(files) - {"tests/functions/textutil.py"})]
+    assert "tests/functions/helpers.py" in files and "def scale(" in out
+    digest = read_bundle(ref)[0].doc["code"]["blob"]
+    blob = store / "blobs" / "sha256" / digest[:2] / digest
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-1] + b"!")
+    bad = satchel_cli("inspect", ref, "--code", check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "code package" in bad.stderr and digest[:12] in bad.stderr and "def scale(" not in bad.stdout
+
+
 def test_ls(exported: str, cli_store: str) -> None:
     out = satchel_cli("ls", "--store", cli_store)
     assert "describe" in out.stdout

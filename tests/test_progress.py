@@ -6,7 +6,6 @@ Real exports, real environments built by uv in a fresh SATCHEL_HOME, real worker
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pty
@@ -23,6 +22,7 @@ from filelock import FileLock
 
 from satchel.core import progress as _progress
 from satchel.packager.bundle import read_bundle
+from tests.kernels import run_cells
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,51 +154,12 @@ def test_a_load_waiting_for_another_build_says_so(exported: Exported, fresh_home
     assert any(MATERIALIZED.search(line) for line in done[1:]), done
 
 
-#: Runs each argument as a cell in a real Jupyter kernel of this Python; prints each cell's outputs (JSON).
-KERNEL_DRIVER = """
-import json, sys
-from jupyter_client.manager import start_new_kernel
-km, kc = start_new_kernel(kernel_name="satchel-test", startup_timeout=300)
-try:
-    cells = []
-    for code in sys.argv[1:]:
-        msg_id, outputs = kc.execute(code), []
-        while True:
-            msg = kc.get_iopub_msg(timeout=600)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                break
-            if msg["msg_type"] in ("stream", "display_data", "execute_result", "error"):
-                outputs.append(msg["content"])
-        cells.append(outputs)
-    print(json.dumps(cells))
-finally:
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-"""
-
-
 @pytest.mark.slow
 def test_in_a_notebook_the_first_load_shows_in_the_cell_and_a_warm_one_nothing(
     exported: Exported, tmp_path: Path
 ) -> None:
-    spec = tmp_path / "jupyter" / "kernels" / "satchel-test"
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(
-        json.dumps({"argv": argv, "display_name": "satchel", "language": "python"})
-    )
     load = f"import satchel\nwith satchel.load({exported.ref!r}) as fn:\n    print(fn(a=1, b=2))"
-    proc = subprocess.run(
-        [sys.executable, "-c", KERNEL_DRIVER, load, load],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "JUPYTER_PATH": str(tmp_path / "jupyter")},
-    )
-    assert proc.returncode == 0, proc.stderr
-    cold, warm = json.loads(proc.stdout.strip().splitlines()[-1])
+    cold, warm = run_cells([load, load], tmp_path / "jupyter")
     shown = [re.sub(r"\x1b\[[0-9;]*m", "", out["data"]["text/plain"]) for out in cold if "data" in out]
     assert any(re.search(r"✓ " + MATERIALIZED.pattern + r" \(\d+\.\ds\)", text) for text in shown), cold
     assert "text/html" in next(out for out in cold if "data" in out)["data"]  # drawn by the notebook
