@@ -13,13 +13,16 @@ import pickle
 import platform
 import socket
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from satchel.bindings import arguments, convert
 from satchel.bindings.fingerprint import fingerprint_hex
-from satchel.bindings.schema import Param, is_portable, request_schema, response_schema
+from satchel.bindings.jsonform import JsonForm
+from satchel.bindings.schema import Param, is_portable, named_types, request_schema, response_schema
 from satchel.core import progress as _progress
-from satchel.core.errors import SatchelError
+from satchel.core.errors import ArgumentError, SatchelError
 from satchel.core.progress import Reporter, stage
 from satchel.core.version import __version__
 from satchel.packager import code as code_capture
@@ -67,6 +70,41 @@ def interface_of(fn: Function) -> dict[str, Any]:
         "response_fingerprint": fingerprint_hex(response),
         "portable": is_portable(request) and is_portable(response),
     }
+
+
+def example_of(fn: Function, request: dict[str, Any]) -> dict[str, Any] | None:
+    """`fn.example` checked against the request schema as a call's arguments are, in JSON form; an
+    ArgumentError naming the parameter that does not fit (`.parameter`)."""
+    example = fn.example
+    if example is None:
+        return None
+    where = f"example= of {fn.name!r}"
+    if not isinstance(example, Mapping) or not all(isinstance(k, str) for k in example):
+        raise arguments.argument_error(
+            f"{where} takes a dict of parameter name -> value, like a call's keyword arguments, "
+            f"not {type(example).__name__}"
+        )
+    fields = {f["name"]: f for f in request["fields"]}
+    unknown = [k for k in example if k not in fields]
+    if unknown:
+        exc = arguments.unknown(unknown, fields)
+        bound = [k for k in unknown if k in fn.bound or k in fn.tasks]
+        hint = f"; {', '.join(map(repr, bound))} bound, so not an argument" if bound else ""
+        raise arguments.argument_error(f"{where}: {exc}{hint}", exc.parameter)
+    missing = [name for name, f in fields.items() if name not in example and "default" not in f]
+    if missing:
+        exc = arguments.missing(missing)
+        raise arguments.argument_error(f"{where}: {exc}", exc.parameter)
+    named = named_types(request)
+    out = {}
+    for name, value in example.items():
+        schema = fields[name]["type"]
+        try:
+            datum = convert.to_datum_converter(schema, path=arguments.path_of(name), named=named)(value)
+        except ArgumentError as exc:
+            raise arguments.argument_error(f"{where}: {exc}", name) from None
+        out[name] = JsonForm(schema, named=named).datum_to_json(datum)
+    return out
 
 
 def _reject_variadic(fn: Function) -> None:
@@ -267,10 +305,13 @@ def export(
 def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> BundleRef:
     with stage(f"interface of {name}", quiet=True):
         interface = interface_of(fn)
+        example = example_of(fn, interface["request"])  # before the script's types are renamed
         script_names = _main_types(interface)
         captured = code_capture.capture(fn.func, script_names=script_names)
         if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
             interface = _rename_main(interface, captured.module)
+        if example is not None:
+            interface["example"] = example
     lock = lock_environment(fn.environment, runtime_requirements(interface), store=target)
 
     # Not a TemporaryDirectory: a killed export could not remove it (a pickle may be gigabytes);
