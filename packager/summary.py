@@ -31,9 +31,12 @@ def signature_text(doc: Mapping[str, Any]) -> str:
     return f"{doc['name']}({', '.join(parts)})" + (f" -> {ret}" if ret else "")
 
 
-def example_call(name: str, example: Mapping[str, Any]) -> str:
-    """`name(n=1200000, suffix='!')`: an example's arguments (their JSON form) as a call."""
-    return f"{name}({', '.join(f'{k}={v!r}' for k, v in example.items())})"
+def example_call(doc: Mapping[str, Any], example: Mapping[str, Any]) -> str:
+    """`name(n=1200000, suffix='!')`: an example's arguments (their JSON form) as a call, in the order
+    of the parameters."""
+    order = [p["name"] for p in doc["function"]["parameters"]]
+    names = sorted(example, key=lambda k: order.index(k) if k in order else len(order))
+    return f"{doc['name']}({', '.join(f'{k}={example[k]!r}' for k in names)})"
 
 
 def _package(pkg: Mapping[str, Any], conda: bool) -> str:
@@ -78,7 +81,7 @@ def bundle_rows(bundle: Bundle) -> list[tuple[str, Content]]:
     ]
     return [
         ("signature", code(signature_text(doc))),
-        ("example", code(example_call(bundle.name, example)) if example else None),
+        ("example", code(example_call(doc, example)) if example else None),
         ("reference", code(bundle.ref) if bundle.ref is not None else None),
         ("version", str(bundle.version)),
         ("bound", ", ".join(doc["function"].get("bound", [])) or None),

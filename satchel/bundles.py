@@ -13,8 +13,6 @@ keyword, or `get`) is reached as written: `satchel.bundles["2024-model"]`, and a
 any other reference with `satchel.bundles.get("my-model:3")`.
 """
 
-from __future__ import annotations
-
 import difflib as _difflib
 import keyword as _keyword
 import sys as _sys
@@ -29,11 +27,11 @@ if _TYPE_CHECKING:
 
 __all__ = ["get"]
 
-_loaded: dict[str, LoadedFunction] = {}  # by pinned reference (its version and digest)
+_loaded: "dict[str, LoadedFunction]" = {}  # by pinned reference (its version and digest)
 _lock = _threading.Lock()
 
 
-class UnknownBundle(_BundleNotFound, ImportError):
+class _UnknownBundle(_BundleNotFound, ImportError):
     """No bundle of that name in the default store (an ImportError, so `from satchel.bundles import x`
     shows this message rather than Python's own)."""
 
@@ -42,7 +40,7 @@ class UnknownBundle(_BundleNotFound, ImportError):
         self.name = name  # ImportError's: the name that was not found
 
 
-def get(ref: str) -> LoadedFunction:
+def get(ref: str) -> "LoadedFunction":
     """The loaded function of `ref`: a name ("my-model"), a version ("my-model:3") in the default store,
     or a whole reference; the same proxy for the same bundle (see the module's doc)."""
     from satchel.packager.bundle import read_bundle
@@ -57,7 +55,7 @@ def get(ref: str) -> LoadedFunction:
         return fn
 
 
-def attribute_name(name: str) -> str | None:
+def _attribute_name(name: str) -> str | None:
     """The attribute a bundle name is reached by (`my-model` -> `my_model`); None when there is none."""
     attribute = name.replace("-", "_").replace(".", "_")
     if not attribute.isidentifier() or _keyword.iskeyword(attribute) or attribute.startswith("_"):
@@ -77,15 +75,19 @@ def _store():
 def _by_attribute(names: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name in names:
-        attribute = attribute_name(name)
+        attribute = _attribute_name(name)
         if attribute is not None:
             found.setdefault(attribute, []).append(name)
     return found
 
 
-def __getattr__(attribute: str) -> LoadedFunction:
+def __getattr__(attribute: str) -> "LoadedFunction":
     if attribute.startswith("_"):  # __path__, _repr_html_, ...: what tools look for on any module
         raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
+    return _resolve(attribute)
+
+
+def _resolve(attribute: str) -> "LoadedFunction":
     from satchel.packager.bundle import list_names
 
     store = _store()
@@ -97,7 +99,7 @@ def __getattr__(attribute: str) -> LoadedFunction:
         return get(f"{store.url}#{candidates[0]}")
     if candidates:
         quoted = " or ".join(f"satchel.bundles[{n!r}]" for n in candidates)
-        raise UnknownBundle(
+        raise _UnknownBundle(
             f"{attribute!r} names several bundles in {store.url}: {', '.join(candidates)}; use {quoted}",
             name=attribute,
         )
@@ -108,20 +110,36 @@ def __getattr__(attribute: str) -> LoadedFunction:
         hint = f" Bundles there: {', '.join(names[:10])}{', …' if len(names) > 10 else ''}."
     else:
         hint = " The store holds no bundles (SATCHEL_STORE sets the default store)."
-    raise UnknownBundle(f"no bundle named {attribute!r} in {store.url}.{hint}", name=attribute)
+    raise _UnknownBundle(f"no bundle named {attribute!r} in {store.url}.{hint}", name=attribute)
 
 
 def __dir__() -> list[str]:
     """The names of the store's bundles, as attributes (tab completion), and `get`."""
     from satchel.packager.bundle import list_names
 
-    return sorted({*_by_attribute(list_names(_store())), *__all__})
+    attributes = _by_attribute(list_names(_store()))
+    for attribute in attributes:
+        if attribute not in vars(_Module):
+            setattr(_Module, attribute, _Attribute(attribute))
+    return sorted({*attributes, *__all__})
+
+
+class _Attribute:
+    """A name `dir` listed, on the module's class: a completer that looks attributes up statically
+    (jedi's, in IPython) finds it there and offers it without loading the bundle; read, it resolves as
+    `__getattr__` does (a name since removed is an ImportError naming the store)."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, module: object, owner: object = None) -> "LoadedFunction":
+        return _resolve(self.attribute)
 
 
 class _Module(_types.ModuleType):
     """This module, subscriptable: `satchel.bundles["my-model"]` for any name."""
 
-    def __getitem__(self, ref: str) -> LoadedFunction:
+    def __getitem__(self, ref: str) -> "LoadedFunction":
         return get(ref)
 
 
