@@ -20,7 +20,7 @@ import threading as _threading
 import types as _types
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from satchel.core.errors import BundleNotFound as _BundleNotFound
+from satchel.core.errors import UnknownBundle as _UnknownBundle
 
 if _TYPE_CHECKING:
     from satchel.runtime.proxy import LoadedFunction
@@ -29,15 +29,6 @@ __all__ = ["get"]
 
 _loaded: "dict[str, LoadedFunction]" = {}  # by pinned reference (its version and digest)
 _lock = _threading.Lock()
-
-
-class _UnknownBundle(_BundleNotFound, ImportError):
-    """No bundle of that name in the default store (an ImportError, so `from satchel.bundles import x`
-    shows this message rather than Python's own)."""
-
-    def __init__(self, message: str, name: str) -> None:
-        super().__init__(message)
-        self.name = name  # ImportError's: the name that was not found
 
 
 def get(ref: str) -> "LoadedFunction":

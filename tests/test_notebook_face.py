@@ -16,7 +16,7 @@ import pytest
 
 import satchel
 import satchel.bundles
-from satchel.core.errors import ArgumentError, BundleFormatError, BundleNotFound
+from satchel.core.errors import ArgumentError, BundleFormatError, BundleNotFound, UnknownBundle
 from satchel.packager.bundle import read_bundle
 from satchel.packager.refs import BundleRef
 from tests.conftest import REPO
@@ -145,7 +145,8 @@ def test_unknown_names_name_the_store_and_close_names(default_store: dict) -> No
         from satchel.bundles import shuot  # noqa: F401
     message = str(caught.value)
     assert "'shuot'" in message and default_store["url"] in message and "shout" in message
-    assert isinstance(caught.value, BundleNotFound) and caught.value.name == "shuot"
+    assert isinstance(caught.value, UnknownBundle) and isinstance(caught.value, BundleNotFound)
+    assert caught.value.name == "shuot"
     with pytest.raises(ImportError, match=r"no bundle named 'zzz' in .*Bundles there: 2024-model, my-model"):
         satchel.bundles.zzz  # noqa: B018
     assert not hasattr(satchel.bundles, "_repr_html_")  # what tools probe modules for never reads the store
@@ -253,6 +254,46 @@ def test_loaded_function_summary_escapes_and_shows_its_workers(default_store: di
     assert Summary(shout._repr_html_()).rows["workers"] == "closed"
     text = repr(shout)
     assert "\n" not in text and len(text) < 150 and text.startswith("<satchel.LoadedFunction shout(")
+
+
+@pytest.mark.slow
+def test_a_jupyter_kernel_shows_the_summary_and_the_short_repr(default_store: dict, tmp_path: Path) -> None:
+    from tests.test_progress import KERNEL_DRIVER
+
+    spec = tmp_path / "jupyter" / "kernels" / "satchel-test"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "satchel", "language": "python"})
+    )
+    cells = [
+        "from satchel.bundles import shout\nshout(2)",
+        "shout",
+        "import satchel\nsatchel.Environment(python='3.11')",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", KERNEL_DRIVER, *cells],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+        env={**os.environ, "JUPYTER_PATH": str(tmp_path / "jupyter"), "SATCHEL_STORE": default_store["url"]},
+    )
+    assert proc.returncode == 0, proc.stderr
+    # each cell's value (its execute_result: the other outputs, progress, have no execution_count)
+    called, shown, env = (
+        [out["data"] for out in cell if "execution_count" in out]
+        for cell in json.loads(proc.stdout.splitlines()[-1])
+    )
+    assert called == [{"text/plain": "'HEY HEY'"}]
+    (data,) = shown
+    assert data["text/plain"].startswith(
+        "<satchel.LoadedFunction shout(n: int, label: str = 'hey') -> str from "
+    )
+    summary = Summary(data["text/html"])
+    assert summary.title == "shout:1" and summary.rows["workers"].startswith("1 of 1 running (pids ")
+    assert env[0]["text/plain"] == "Environment(python='3.11')"
+    assert Summary(env[0]["text/html"]).title == "virtual environment"
 
 
 def test_bundle_ref_summary_and_an_unreadable_one(default_store: dict) -> None:
