@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 import satchel
-import satchel.bundles
-from satchel.core.errors import ArgumentError, BundleFormatError, BundleNotFound, UnknownBundle
+from satchel.core.errors import ArgumentError, BundleFormatError, BundleNotFound
 from satchel.packager.bundle import read_bundle
 from satchel.packager.refs import BundleRef
 from tests.conftest import REPO
@@ -86,9 +85,11 @@ class Summary(HTMLParser):
 def close_imported():
     """The proxies `satchel.bundles` handed out in a test stop with it."""
     yield
-    for fn in satchel.bundles._loaded.values():
+    bundles = sys.modules.get("satchel.bundles")
+    for fn in getattr(bundles, "_loaded", {}).values():
         fn.close()
-    satchel.bundles._loaded.clear()
+    if bundles is not None:
+        bundles._loaded.clear()
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +126,13 @@ def test_import_by_name_starts_its_worker_on_the_first_call(default_store: dict)
     assert shout(1, label="x") == "X" and shout.worker_pid == pid  # the worker stays up
     import satchel.bundles as b
 
-    assert b.shout is shout and satchel.bundles.get("shout:1") is shout and b["shout"] is shout
+    assert b.shout is shout and b.get("shout:1") is shout and b["shout"] is shout
     assert shout.ref == default_store["shout"]
 
 
 def test_dir_lists_the_names_and_how_others_are_reached(default_store: dict) -> None:
+    import satchel.bundles
+
     names = dir(satchel.bundles)
     assert {"shout", "my_model", "stamp", "get"} <= set(names)
     assert "2024-model" not in names and "2024_model" not in names
@@ -141,6 +144,9 @@ def test_dir_lists_the_names_and_how_others_are_reached(default_store: dict) -> 
 
 
 def test_unknown_names_name_the_store_and_close_names(default_store: dict) -> None:
+    import satchel.bundles
+    from satchel.core.errors import UnknownBundle
+
     with pytest.raises(ImportError) as caught:
         from satchel.bundles import shuot  # noqa: F401
     message = str(caught.value)
@@ -155,6 +161,8 @@ def test_unknown_names_name_the_store_and_close_names(default_store: dict) -> No
 
 
 def test_two_names_of_one_attribute_are_an_error_naming_both(store_url: str) -> None:
+    import satchel.bundles
+
     nf.stamp.export(name="a-b", store=store_url)
     nf.stamp.export(name="a.b", store=store_url)
     assert "a_b" in dir(satchel.bundles)
@@ -167,6 +175,8 @@ def test_two_names_of_one_attribute_are_an_error_naming_both(store_url: str) -> 
 
 
 def test_a_newer_version_gives_a_new_proxy(store_url: str) -> None:
+    import satchel.bundles
+
     nf.shout.export(name="shout", store=store_url)
     first = satchel.bundles.shout
     assert satchel.bundles.shout is first
