@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import typing
@@ -156,15 +157,10 @@ class Function:
 
 
 def _with_example(fn: Function, example: Mapping[str, Any]) -> Function:
-    return Function(
-        fn.func,
-        environment=fn.environment,
-        name=fn.name,
-        allow_pickle=fn.allow_pickle,
-        bound=fn.bound,
-        tasks=fn.tasks,
-        example=example,
-    )
+    """`fn` with another example (the rest shared: it is only exported)."""
+    other = copy.copy(fn)
+    other.example = example
+    return other
 
 
 def function(

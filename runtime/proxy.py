@@ -261,10 +261,14 @@ class LoadedFunction:
         rows = [
             ("workers", state),
             ("calls", f"{self.busy} running, {self.pending} waiting" if self.busy or self.pending else None),
-            ("restarts", f"{self.restarts} {self.restart_causes}" if self.restarts else None),
+            ("restarts", self._restarts_text() if self.restarts else None),
             ("transport", self._transport),
         ]
         return bundle_html(self._bundle, rows, kind="satchel loaded function")
+
+    def _restarts_text(self) -> str:
+        causes = ", ".join(f"{cause} {n}" for cause, n in sorted(self.restart_causes.items()))
+        return f"{self.restarts} ({causes})" if causes else str(self.restarts)
 
     def __reduce__(self):
         from satchel.runtime.load import load

@@ -102,6 +102,7 @@ def shared_store(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "my-model": nf.shout.export(name="my-model", store=url),
         "2024-model": nf.shout.export(name="2024-model", store=url),
         "stamp": nf.stamp.export(name="stamp", store=url),
+        "die": nf.die.export(name="die", store=url),
     }
 
 
@@ -153,7 +154,10 @@ def test_unknown_names_name_the_store_and_close_names(default_store: dict) -> No
     assert "'shuot'" in message and default_store["url"] in message and "shout" in message
     assert isinstance(caught.value, UnknownBundle) and isinstance(caught.value, BundleNotFound)
     assert caught.value.name == "shuot"
-    with pytest.raises(ImportError, match=r"no bundle named 'zzz' in .*Bundles there: 2024-model, my-model"):
+    with pytest.raises(
+        ImportError,
+        match=r"no bundle named 'zzz' in .*Bundles there: 2024-model, die, my-model, shout, stamp\.",
+    ):
         satchel.bundles.zzz  # noqa: B018
     assert not hasattr(satchel.bundles, "_repr_html_")  # what tools probe modules for never reads the store
     with pytest.raises(BundleNotFound, match="no bundle named 'nope'"):
@@ -304,6 +308,15 @@ def test_a_jupyter_kernel_shows_the_summary_and_the_short_repr(default_store: di
     assert summary.title == "shout:1" and summary.rows["workers"].startswith("1 of 1 running (pids ")
     assert env[0]["text/plain"] == "Environment(python='3.11')"
     assert Summary(env[0]["text/html"]).title == "virtual environment"
+
+
+def test_a_replaced_worker_shows_with_its_cause(default_store: dict) -> None:
+    with satchel.load(default_store["die"]) as die:
+        assert "restarts" not in Summary(die._repr_html_()).rows
+        with pytest.raises(satchel.WorkerCrashed):
+            die(3)
+        assert die(0) == 0  # in a new worker
+        assert Summary(die._repr_html_()).rows["restarts"] == "1 (crash 1)"
 
 
 def test_bundle_ref_summary_and_an_unreadable_one(default_store: dict) -> None:
