@@ -6,7 +6,8 @@
 A name gives the latest version's proxy, loaded as `satchel.load(name, workers=0)`: its blobs are
 verified and its environment materialized when it is imported (with progress), its worker starts on
 the first call and then stays up until `churn.close()` or the interpreter exits. Importing it again
-gives the same proxy, unless a newer version was exported since. `dir(satchel.bundles)` lists the names
+gives the same proxy, unless a newer version was exported since: then the new one, and the old one's
+worker stops once nothing refers to it. `dir(satchel.bundles)` lists the names
 there, so they tab-complete. In a name, `-` and `.` become `_` (`my-model` is `my_model`; a bundle
 named exactly so wins); a name that still is not an identifier (it starts with a digit, or is a
 keyword, or `get`) is reached as written: `satchel.bundles["2024-model"]`, and a given version or
@@ -43,6 +44,11 @@ def get(ref: str) -> "LoadedFunction":
         fn = _loaded.get(key)
         if fn is None or fn.closed:
             fn = _loaded[key] = load(bundle.ref, workers=0)
+            # an older version is no longer kept here: it lives (and its worker runs) while its holder keeps it
+            for other, older in list(_loaded.items()):
+                if older.ref.store == fn.ref.store and older.ref.name == fn.ref.name:
+                    if older.ref.version < fn.ref.version:
+                        del _loaded[other]
         return fn
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import os
@@ -184,11 +185,17 @@ def test_a_newer_version_gives_a_new_proxy(store_url: str) -> None:
     nf.shout.export(name="shout", store=store_url)
     first = satchel.bundles.shout
     assert satchel.bundles.shout is first
+    assert first(1) == "HEY"
+    pid = first.worker_pid
     nf.stamp.export(name="shout", store=store_url)
     second = satchel.bundles.shout
     assert second is not first and second.ref.version == 2
-    first.close()
-    assert satchel.bundles.get("shout:1") is not first  # a closed proxy is loaded again
+    del first  # the module keeps only the newest: the old worker stops with its last reference
+    gc.collect()
+    assert wait_gone(pid, timeout=60)
+    again = satchel.bundles.get("shout:1")
+    again.close()
+    assert satchel.bundles.get("shout:1") is not again  # a closed proxy is loaded again
 
 
 def test_the_workers_stop_when_the_interpreter_exits(default_store: dict) -> None:
