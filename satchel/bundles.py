@@ -7,11 +7,11 @@ A name gives the latest version's proxy, loaded as `satchel.load(name, workers=0
 verified and its environment materialized when it is imported (with progress), its worker starts on
 the first call and then stays up until `churn.close()` or the interpreter exits. Importing it again
 gives the same proxy, unless a newer version was exported since: then the new one, and the old one's
-worker stops once nothing refers to it. `dir(satchel.bundles)` lists the names
-there, so they tab-complete. In a name, `-` and `.` become `_` (`my-model` is `my_model`; a bundle
-named exactly so wins); a name that still is not an identifier (it starts with a digit, or is a
-keyword, or `get`) is reached as written: `satchel.bundles["2024-model"]`, and a given version or
-any other reference with `satchel.bundles.get("my-model:3")`.
+worker stops once nothing refers to it. `dir(satchel.bundles)` lists the names there, so they
+tab-complete. In a name, `-` and `.` become `_` (`my-model` is `my_model`; a bundle named exactly so
+wins); a name that still is not an identifier (it starts with a digit, or is a keyword, or `get`) is
+reached as written: `satchel.bundles["2024-model"]`, and a given version or any other reference with
+`satchel.bundles.get("my-model:3")`.
 """
 
 import difflib as _difflib
@@ -44,7 +44,7 @@ def get(ref: str) -> "LoadedFunction":
         fn = _loaded.get(key)
         if fn is None or fn.closed:
             fn = _loaded[key] = load(bundle.ref, workers=0)
-            # an older version is no longer kept here: it lives (and its worker runs) while its holder keeps it
+            # an older version is no longer kept here: it lives, and its worker runs, while a holder keeps it
             for other, older in list(_loaded.items()):
                 if older.ref.store == fn.ref.store and older.ref.name == fn.ref.name:
                     if older.ref.version < fn.ref.version:
@@ -129,7 +129,9 @@ class _Attribute:
     def __init__(self, attribute: str) -> None:
         self.attribute = attribute
 
-    def __get__(self, module: object, owner: object = None) -> "LoadedFunction":
+    def __get__(self, module: object, owner: object = None) -> "LoadedFunction | _Attribute":
+        if module is None:  # looked up on the class itself
+            return self
         return _resolve(self.attribute)
 
 
