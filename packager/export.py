@@ -292,26 +292,27 @@ def export(
 ) -> BundleRef:
     """`progress`: where its stages show (core/progress.py `reporter_for`: True is rich on stderr)."""
     check_name(name)
+    # checked before anything is written, against the request as declared (a script's types not renamed)
+    example = None if fn.example is None else example_of(fn, interface_of(fn)["request"])
     with _progress.reporting(_progress.reporter_for(progress)) as reporter:
         target = open_store(store)
         # Every blob is journalled, then touched or uploaded, before the document names it: a concurrent
         # `satchel gc` never collects it (packager/gc.py). The journal goes once the document is written.
         with contextlib.closing(ExportJournal(target)) as journal:
-            ref = _export(fn, name, target, journal)
+            ref = _export(fn, name, target, journal, example)
         reporter.note(f"exported {ref}")
     return ref
 
 
-def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> BundleRef:
+def _export(
+    fn: Function, name: str, target: Store, journal: ExportJournal, example: dict[str, Any] | None = None
+) -> BundleRef:
     with stage(f"interface of {name}", quiet=True):
         interface = interface_of(fn)
-        example = example_of(fn, interface["request"])  # before the script's types are renamed
         script_names = _main_types(interface)
         captured = code_capture.capture(fn.func, script_names=script_names)
         if fn.func.__module__ == "__main__":  # a script: its types live in the module it is shipped as
             interface = _rename_main(interface, captured.module)
-        if example is not None:
-            interface["example"] = example
     lock = lock_environment(fn.environment, runtime_requirements(interface), store=target)
 
     # Not a TemporaryDirectory: a killed export could not remove it (a pickle may be gigabytes);
@@ -363,4 +364,6 @@ def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> B
         "environment": environment,
         "provenance": _provenance(),
     }
+    if example is not None:  # the example call given at export, in JSON form (docs/bundle-format.md)
+        doc["interface"] = {**interface, "example": example}
     return publish(target, doc)
