@@ -174,3 +174,12 @@ class TransportClosed(SatchelError, EOFError):
 
 class TransportTimeout(SatchelError, TimeoutError):
     """No message arrived within the timeout."""
+
+
+class UnknownBundle(BundleNotFound, ImportError):
+    """No bundle of that name in the default store, imported from `satchel.bundles`: an ImportError, so
+    that `from satchel.bundles import x` shows this message rather than Python's own."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name  # ImportError's: the name that was not found

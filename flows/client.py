@@ -10,11 +10,13 @@ runs), or per flow `Flow("TrainFlow", namespace=None)`.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from satchel.core import settings
+from satchel.core.summary import Content, card, items
 from satchel.flows import task as _task
 from satchel.flows.datastore import FlowDatastore
 from satchel.flows.records import RunRecord, TaskRecord
@@ -314,6 +316,55 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.pathspec!r}, {self.status})"
+
+    def _repr_html_(self) -> str:
+        return run_html(self)
+
+
+def _when(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _step_line(step: Step) -> str:
+    tasks = step.tasks
+    if not tasks:
+        return f"{step.name}: no finished task"
+    ok = sum(t.successful for t in tasks)
+    failed = f", {len(tasks) - ok} failed" if ok != len(tasks) else ""
+    noun = "task" if len(tasks) == 1 else "tasks"
+    return f"{step.name}: {len(tasks)} {noun}{failed}"
+
+
+def run_html(run: Run) -> str:
+    """A run's summary for Jupyter: flow, id, status, who and when, parameters, and its steps' tasks."""
+    record = run._record
+    took = None
+    if record.started is not None and record.finished is not None:
+        took = f"{record.finished - record.started:.1f}s"
+    origin = None
+    if run.origin_run_id:
+        origin = f"{'spin' if run.is_spin else 'resume'} of run {run.origin_run_id}"
+    rows: list[tuple[str, Content]] = [
+        ("flow", run.flow_name),
+        ("run", run.id),
+        ("status", run.status),
+        ("error", record.error),
+        ("user", run.user),
+        ("tags", ", ".join(sorted(run.tags)) or None),
+        ("started", _when(record.started)),
+        ("took", took),
+        ("origin", origin),
+        (
+            "parameters",
+            items([f"{k} = {v!r}" for k, v in sorted(run.parameters.items())], what="parameters")
+            if run.parameters
+            else None,
+        ),
+        ("steps", items([_step_line(step) for step in run], what="steps")),
+    ]
+    return card("satchel flow run", run.pathspec, rows)
 
 
 class Flow:

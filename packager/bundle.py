@@ -70,6 +70,12 @@ class Bundle:
             k in doc["interface"] for k in ("request", "response")
         ):
             raise BundleFormatError("bundle document's 'interface' lacks its request or response schema")
+        example = doc["interface"].get("example")
+        if example is not None and not isinstance(example, dict):
+            raise BundleFormatError(
+                f"bundle document's 'interface.example' is {type(example).__name__}, not an object of "
+                "parameter name -> JSON value"
+            )
         self.doc = doc
         self.ref = ref
         self.digest = digest
@@ -119,6 +125,8 @@ class Bundle:
     interface = property(lambda self: self.doc["interface"])
     request_schema = property(lambda self: self.doc["interface"]["request"])
     response_schema = property(lambda self: self.doc["interface"]["response"])
+    # a call's arguments in JSON form, given at export (absent in bundles exported without one)
+    example = property(lambda self: self.doc["interface"].get("example"))
     artifacts = property(lambda self: self.doc.get("artifacts", []))
     provenance = property(lambda self: self.doc.get("provenance", {}))
 

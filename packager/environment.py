@@ -99,6 +99,16 @@ class Environment:
                     f"Environment(pypi=...): {req!r} is not a valid requirement: {exc}"
                 ) from None
 
+    def __repr__(self) -> str:
+        from satchel.packager.summary import environment_repr
+
+        return environment_repr(self)
+
+    def _repr_html_(self) -> str:
+        from satchel.packager.summary import environment_html
+
+        return environment_html(self)
+
     @classmethod
     def from_requirements(cls, path: str | Path, python: str | None = None) -> Environment:
         """Read a requirements file (one requirement a line; `#` comments and blank lines ignored)."""

@@ -13,13 +13,16 @@ import pickle
 import platform
 import socket
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from satchel.bindings import arguments, convert
 from satchel.bindings.fingerprint import fingerprint_hex
-from satchel.bindings.schema import Param, is_portable, request_schema, response_schema
+from satchel.bindings.jsonform import JsonForm
+from satchel.bindings.schema import Param, is_portable, named_types, request_schema, response_schema
 from satchel.core import progress as _progress
-from satchel.core.errors import SatchelError
+from satchel.core.errors import ArgumentError, SatchelError
 from satchel.core.progress import Reporter, stage
 from satchel.core.version import __version__
 from satchel.packager import code as code_capture
@@ -68,6 +71,41 @@ def interface_of(fn: Function) -> dict[str, Any]:
         "response_fingerprint": fingerprint_hex(response),
         "portable": is_portable(request) and is_portable(response),
     }
+
+
+def example_of(fn: Function, request: dict[str, Any]) -> dict[str, Any] | None:
+    """`fn.example` checked against the request schema as a call's arguments are, in JSON form; an
+    ArgumentError naming the parameter that does not fit (`.parameter`)."""
+    example = fn.example
+    if example is None:
+        return None
+    where = f"example= of {fn.name!r}"
+    if not isinstance(example, Mapping) or not all(isinstance(k, str) for k in example):
+        raise arguments.argument_error(
+            f"{where} takes a dict of parameter name -> value, like a call's keyword arguments, "
+            f"not {type(example).__name__}"
+        )
+    fields = {f["name"]: f for f in request["fields"]}
+    unknown = [k for k in example if k not in fields]
+    if unknown:
+        exc = arguments.unknown(unknown, fields)
+        bound = [k for k in unknown if k in fn.bound or k in fn.tasks]
+        hint = f"; {', '.join(map(repr, bound))} bound, so not an argument" if bound else ""
+        raise arguments.argument_error(f"{where}: {exc}{hint}", exc.parameter)
+    missing = [name for name, f in fields.items() if name not in example and "default" not in f]
+    if missing:
+        exc = arguments.missing(missing)
+        raise arguments.argument_error(f"{where}: {exc}", exc.parameter)
+    named = named_types(request)
+    out = {}
+    for name, value in example.items():
+        schema = fields[name]["type"]
+        try:
+            datum = convert.to_datum_converter(schema, path=arguments.path_of(name), named=named)(value)
+        except ArgumentError as exc:
+            raise arguments.argument_error(f"{where}: {exc}", name) from None
+        out[name] = JsonForm(schema, named=named).datum_to_json(datum)
+    return out
 
 
 def _reject_variadic(fn: Function) -> None:
@@ -257,17 +295,21 @@ def export(
 ) -> BundleRef:
     """`progress`: where its stages show (core/progress.py `reporter_for`: True is rich on stderr)."""
     check_name(name)
+    # checked before anything is written, against the request as declared (a script's types not renamed)
+    example = None if fn.example is None else example_of(fn, interface_of(fn)["request"])
     with _progress.reporting(_progress.reporter_for(progress)) as reporter:
         target = open_store(store)
         # Every blob is journalled, then touched or uploaded, before the document names it: a concurrent
         # `satchel gc` never collects it (packager/gc.py). The journal goes once the document is written.
         with contextlib.closing(ExportJournal(target)) as journal:
-            ref = _export(fn, name, target, journal)
+            ref = _export(fn, name, target, journal, example)
         reporter.note(f"exported {ref}")
     return ref
 
 
-def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> BundleRef:
+def _export(
+    fn: Function, name: str, target: Store, journal: ExportJournal, example: dict[str, Any] | None = None
+) -> BundleRef:
     with stage(f"interface of {name}", quiet=True):
         declared = interface = interface_of(fn)
         source = fn.func.__module__
@@ -329,4 +371,6 @@ def _export(fn: Function, name: str, target: Store, journal: ExportJournal) -> B
         "environment": environment,
         "provenance": _provenance(),
     }
+    if example is not None:  # the example call given at export, in JSON form (docs/bundle-format.md)
+        doc["interface"] = {**interface, "example": example}
     return publish(target, doc)

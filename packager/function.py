@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import typing
@@ -29,6 +30,7 @@ class Function:
         allow_pickle: bool = False,
         bound: Mapping[str, Any] | None = None,
         tasks: Mapping[str, TaskBinding] | None = None,
+        example: Mapping[str, Any] | None = None,
     ) -> None:
         if isinstance(func, Function):
             func = func.func
@@ -45,6 +47,8 @@ class Function:
         self.allow_pickle = allow_pickle
         self.bound: dict[str, Any] = dict(bound or {})
         self.tasks: dict[str, TaskBinding] = dict(tasks or {})
+        # a call's arguments by parameter name, checked against the request schema at export
+        self.example: Mapping[str, Any] | None = example
         functools.update_wrapper(self, func)
         self.__signature__ = self.signature
 
@@ -119,6 +123,7 @@ class Function:
             allow_pickle=self.allow_pickle,
             bound={**self.bound, **values},
             tasks={**self.tasks, **tasks},
+            example=self.example,
         )
 
     def _lenient_hints(self) -> dict[str, Any]:
@@ -130,16 +135,32 @@ class Function:
 
     # -- export -------------------------------------------------------------------------------------
 
-    def export(self, name: str | None = None, store: str | None = None, *, progress: Any = None):
+    def export(
+        self,
+        name: str | None = None,
+        store: str | None = None,
+        *,
+        example: Mapping[str, Any] | None = None,
+        progress: Any = None,
+    ):
         """Write this function as a bundle into `store` (default: SATCHEL_STORE); return its BundleRef.
 
-        `store` is a URL (`file:///path`, `s3://bucket/prefix`) or a plain directory path. `progress`: as
-        for `satchel.load` (default: a spinner on a terminal or in Jupyter, else the `satchel.progress`
-        logger).
+        `store` is a URL (`file:///path`, `s3://bucket/prefix`) or a plain directory path. `example`: a
+        call's arguments by parameter name (default: the decorator's), checked against the schema and
+        stored in the bundle (OpenAPI examples, the notebook summary). `progress`: as for `satchel.load`
+        (default: a spinner on a terminal or in Jupyter, else the `satchel.progress` logger).
         """
         from satchel.packager.export import export
 
-        return export(self, name=name or self.name, store=store, progress=progress)
+        fn = self if example is None else _with_example(self, example)
+        return export(fn, name=name or self.name, store=store, progress=progress)
+
+
+def _with_example(fn: Function, example: Mapping[str, Any]) -> Function:
+    """`fn` with another example (the rest shared: it is only exported)."""
+    other = copy.copy(fn)
+    other.example = example
+    return other
 
 
 def function(
@@ -148,15 +169,18 @@ def function(
     environment: Environment | None = None,
     name: str | None = None,
     allow_pickle: bool = False,
+    example: Mapping[str, Any] | None = None,
 ) -> Any:
     """Declare a function portable: `@satchel.function` or `@satchel.function(environment=...)`.
 
     `allow_pickle=True` accepts parameters and results that have no Avro form (pickled, Python-only);
-    the bundle is then marked not portable.
+    the bundle is then marked not portable. `example={"n": 1200000}`: a call's arguments by parameter
+    name, checked against the schema at export and stored in the bundle (OpenAPI examples, the
+    notebook summary, `satchel inspect`).
     """
 
     def wrap(f: Callable) -> Function:
-        return Function(f, environment=environment, name=name, allow_pickle=allow_pickle)
+        return Function(f, environment=environment, name=name, allow_pickle=allow_pickle, example=example)
 
     if func is not None:
         return wrap(func)

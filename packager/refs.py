@@ -40,6 +40,26 @@ class BundleRef:
             text += f"@sha256:{self.digest}"
         return text
 
+    def __repr__(self) -> str:
+        version = f":{self.version}" if self.version is not None else ""
+        digest = f"@sha256:{self.digest[:12]}…" if self.digest else ""
+        return f"<BundleRef {self.store}#{self.name}{version}{digest}>"
+
+    def _repr_html_(self) -> str:
+        """The bundle's summary (its document read from the store), or why it cannot be read."""
+        from satchel.core.errors import SatchelError
+        from satchel.core.summary import card
+        from satchel.packager.bundle import read_bundle
+        from satchel.packager.summary import bundle_html
+
+        try:
+            bundle, _ = read_bundle(self)
+        except (SatchelError, OSError, ValueError) as exc:
+            return card(
+                "satchel bundle reference", str(self), [("unreadable", f"{type(exc).__name__}: {exc}")]
+            )
+        return bundle_html(bundle)
+
     @classmethod
     def parse(cls, text: str | BundleRef, default_store: str | None = None) -> BundleRef:
         """Parse a reference. `name` and `name:3` resolve in `default_store` (else SATCHEL_STORE)."""

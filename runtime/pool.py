@@ -204,6 +204,11 @@ class WorkerPool:
         return len(self._waiters)
 
     @property
+    def closed(self) -> bool:
+        """Whether `close` was called: no call is taken any more."""
+        return self._closed
+
+    @property
     def size(self) -> int:
         """How many slots the pool has (`resize`), counting those whose worker is still starting."""
         return len(self.slots) + len(self._starting)

@@ -191,6 +191,11 @@ class LoadedFunction:
             raise
 
     @property
+    def closed(self) -> bool:
+        """Whether `close` was called (its workers are stopped; load it again to call it)."""
+        return self._pool.closed
+
+    @property
     def warm(self) -> bool:
         """Whether a worker is up to take a call (no system call: cheap enough for every request)."""
         return any(slot.process is not None and slot.process.probably_alive for slot in self._pool.slots)
@@ -235,7 +240,35 @@ class LoadedFunction:
         return self._pool.pending
 
     def __repr__(self) -> str:
-        return f"<satchel.LoadedFunction {self._bundle.name}{self._signature} from {self._bundle.ref}>"
+        ref = self._bundle.ref
+        where = f" from {ref.store}#{ref.name}:{ref.version}" if ref is not None else ""
+        return f"<satchel.LoadedFunction {self._bundle.name}{self._signature}{where}>"
+
+    def _repr_html_(self) -> str:
+        """The bundle's summary (core/summary.py) and the state of its workers."""
+        from satchel.packager.summary import bundle_html
+
+        pids = [pid for pid in self.worker_pids if pid is not None]
+        size = self.workers
+        if self.closed:
+            state = "closed"
+        elif size == 0:
+            state = "none yet: the first call starts one"
+        else:
+            state = f"{len(pids)} of {size} running" + (
+                f" (pids {', '.join(map(str, pids))})" if pids else ""
+            )
+        rows = [
+            ("workers", state),
+            ("calls", f"{self.busy} running, {self.pending} waiting" if self.busy or self.pending else None),
+            ("restarts", self._restarts_text() if self.restarts else None),
+            ("transport", self._transport),
+        ]
+        return bundle_html(self._bundle, rows, kind="satchel loaded function")
+
+    def _restarts_text(self) -> str:
+        causes = ", ".join(f"{cause} {n}" for cause, n in sorted(self.restart_causes.items()))
+        return f"{self.restarts} ({causes})" if causes else str(self.restarts)
 
     def __reduce__(self):
         from satchel.runtime.load import load

@@ -62,7 +62,9 @@ _EXPORTS = {
     "DeploymentFailed": "satchel.serving.deploy.api",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+_SUBMODULES = ("bundles",)  # `satchel.bundles` without importing it first
+
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 
 if TYPE_CHECKING:  # pragma: no cover
     from satchel.core.errors import (  # noqa: F401
@@ -94,11 +96,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"satchel.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'satchel' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -14,6 +14,7 @@ import click
 
 from satchel.core import settings
 from satchel.core.errors import SatchelError
+from satchel.packager.summary import json_text, signature_text
 
 
 class _Group(click.Group):
@@ -147,22 +148,6 @@ def call(ref: str, args_json: str, timeout: float | None) -> None:
 # -- inspect / verify / ls ------------------------------------------------------------------------------
 
 
-def _signature_text(doc: dict) -> str:
-    """`name(param: type = default, ...) -> type`, the defaults as Python literals of their JSON form."""
-    fields = doc.get("interface", {}).get("request", {}).get("fields", [])
-    defaults = {f["name"]: f["default"] for f in fields if isinstance(f, dict) and "default" in f}
-    parts = []
-    for p in doc["function"]["parameters"]:
-        text = p["name"]
-        if p.get("annotation"):
-            text += f": {p['annotation']}"
-        if p.get("default"):
-            text += f" = {defaults[p['name']]!r}" if p["name"] in defaults else " = …"
-        parts.append(text)
-    ret = doc["function"].get("return_annotation")
-    return f"{doc['name']}({', '.join(parts)})" + (f" -> {ret}" if ret else "")
-
-
 def _console():
     """A console for people: no markup or highlighting in what it prints; whole lines (no wrapping)
     when stdout is not a terminal, so scripts read tables and references intact."""
@@ -224,10 +209,12 @@ def inspect_cmd(ref: str, as_json: bool, show_code: bool) -> None:
     def line(text: str) -> None:
         con.print(text, soft_wrap=True)  # a long reference stays one string, however narrow the terminal
 
-    con.print(Text(_signature_text(doc), style="bold"), soft_wrap=True)
+    con.print(Text(signature_text(doc), style="bold"), soft_wrap=True)
     line(f"  reference   {bundle.ref}")
     if doc["function"].get("doc"):
         line(f"  doc         {doc['function']['doc'].splitlines()[0]}")
+    if bundle.example is not None:
+        line(f"  example     {json_text(bundle.example)}")
     portable = doc["interface"].get("portable", True)
     line(f"  portable    {'yes' if portable else 'no (Python-only pickled values)'}")
     if doc["function"].get("bound"):
@@ -326,7 +313,7 @@ def ls_cmd(store: str | None) -> None:
             name,
             str(bundle.ref.version),
             str(len(versions)),
-            _signature_text(bundle.doc),
+            signature_text(bundle.doc),
             str(bundle.provenance.get("created", "")),
         )
     _console().print(table)

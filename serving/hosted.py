@@ -32,6 +32,7 @@ class HostedFunction:
     response_form: JsonForm
     request_codec: RequestCodec
     response_codec: Codec
+    example: dict[str, Any] | None = None  # the arguments given at export (JSON form), if any
     request_fingerprint: str = field(init=False)
     response_fingerprint: str = field(init=False)
     json_arguments: JsonArguments = field(init=False)  # worded as Python calls and `satchel call` word it
@@ -66,6 +67,7 @@ class HostedFunction:
             response_form=JsonForm(response, named=named_types(response)),
             request_codec=RequestCodec(request),
             response_codec=Codec(response, path="return value"),
+            example=fn.metadata.get("interface", {}).get("example"),
         )
 
     def arguments_from_json(self, body: Any) -> dict[str, Any]:

@@ -142,7 +142,11 @@ def build_openapi(
                 "required": True,
                 "description": h.doc or f"The arguments of {name}, by parameter name.",
                 "content": {
-                    "application/json": {"schema": request, "example": example(request, components)},
+                    "application/json": {
+                        "schema": request,
+                        # the example given at export, else one made from the schema
+                        "example": h.example if h.example is not None else example(request, components),
+                    },
                     AVRO: {"schema": {"type": "string", "contentMediaType": AVRO}},
                 },
             },
