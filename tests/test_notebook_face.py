@@ -279,33 +279,16 @@ def test_loaded_function_summary_escapes_and_shows_its_workers(default_store: di
 
 @pytest.mark.slow
 def test_a_jupyter_kernel_shows_the_summary_and_the_short_repr(default_store: dict, tmp_path: Path) -> None:
-    from tests.test_progress import KERNEL_DRIVER
+    from tests.kernels import run_cells
 
-    spec = tmp_path / "jupyter" / "kernels" / "satchel-test"
-    spec.mkdir(parents=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(
-        json.dumps({"argv": argv, "display_name": "satchel", "language": "python"})
-    )
     cells = [
         "from satchel.bundles import shout\nshout(2)",
         "shout",
         "import satchel\nsatchel.Environment(python='3.11')",
     ]
-    proc = subprocess.run(
-        [sys.executable, "-c", KERNEL_DRIVER, *cells],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=900,
-        env={**os.environ, "JUPYTER_PATH": str(tmp_path / "jupyter"), "SATCHEL_STORE": default_store["url"]},
-    )
-    assert proc.returncode == 0, proc.stderr
+    outputs = run_cells(cells, tmp_path / "jupyter", env={"SATCHEL_STORE": default_store["url"]})
     # each cell's value (its execute_result: the other outputs, progress, have no execution_count)
-    called, shown, env = (
-        [out["data"] for out in cell if "execution_count" in out]
-        for cell in json.loads(proc.stdout.splitlines()[-1])
-    )
+    called, shown, env = ([out["data"] for out in cell if "execution_count" in out] for cell in outputs)
     assert called == [{"text/plain": "'HEY HEY'"}]
     (data,) = shown
     assert data["text/plain"].startswith(
