@@ -168,3 +168,19 @@ class Resolver(ABC):
 
     #: Whether `materialize` builds over an interpreter of this machine (a venv) rather than its own.
     needs_interpreter: ClassVar[bool] = True
+
+    @staticmethod
+    def check_build(lock: Lock, files: Mapping[str, Path], dest: Path) -> Path:
+        """`dest` as a Path, after checking it is empty and that every locked package has its local file."""
+        from satchel.core.errors import EnvironmentBuildError
+
+        dest = Path(dest)
+        if dest.exists() and any(dest.iterdir()):
+            raise EnvironmentBuildError(
+                f"cannot build an environment into {dest}: the directory is not empty"
+            )
+        missing = [p for p in lock.packages if p.sha256 not in files or not Path(files[p.sha256]).is_file()]
+        if missing:
+            names = ", ".join(f"{p.name} {p.version}" for p in missing)
+            raise EnvironmentBuildError(f"cannot build environment {lock.env_id}: no local file for {names}")
+        return dest

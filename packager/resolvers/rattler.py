@@ -443,15 +443,7 @@ class RattlerResolver(Resolver):
         self, lock: Lock, files: Mapping[str, Path], dest: Path, interpreter: Path | None
     ) -> None:
         rattler = _rattler()
-        dest = Path(dest)
-        if dest.exists() and any(dest.iterdir()):
-            raise EnvironmentBuildError(
-                f"cannot build an environment into {dest}: the directory is not empty"
-            )
-        missing = [p for p in lock.packages if p.sha256 not in files or not Path(files[p.sha256]).is_file()]
-        if missing:
-            names = ", ".join(f"{p.name} {p.version}" for p in missing)
-            raise EnvironmentBuildError(f"cannot build environment {lock.env_id}: no local file for {names}")
+        dest = self.check_build(lock, files, dest)
         conda = lock.conda_packages()
         self._say(f"installing {len(conda)} conda package(s)")
         with tempfile.TemporaryDirectory(prefix="satchel-conda-mirror-") as tmp:

@@ -369,15 +369,7 @@ class UvResolver(Resolver):
     # -- materialize ------------------------------------------------------------------------------
 
     def materialize(self, lock: Lock, files: Mapping[str, Path], dest: Path, interpreter: Path) -> None:
-        dest = Path(dest)
-        if dest.exists() and any(dest.iterdir()):
-            raise EnvironmentBuildError(
-                f"cannot build an environment into {dest}: the directory is not empty"
-            )
-        missing = [p for p in lock.packages if p.sha256 not in files or not Path(files[p.sha256]).is_file()]
-        if missing:
-            names = ", ".join(f"{p.name} {p.version}" for p in missing)
-            raise EnvironmentBuildError(f"cannot build environment {lock.env_id}: no local file for {names}")
+        dest = self.check_build(lock, files, dest)
 
         self._say(f"creating a Python {lock.python} environment")
         proc = run_uv(
