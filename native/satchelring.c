@@ -265,10 +265,23 @@ void sr_spin_learn(sr_spin_state *s, int64_t wake_ns, int64_t override_ns, int s
 #define PROBE_ROUNDS 9
 typedef struct {
     _Atomic uint32_t ping, pong;
+    int cpu;        /* the CPU the prober runs on (and stays on), -1 if not pinned */
+    cpu_set_t mask; /* the process's CPUs */
 } probe_words;
+
+/* Run the echo on another CPU than the prober: the wake-up a spin would save is the cross-CPU one (two
+ * sides on one CPU never both spin), and it is the slow one where idle CPUs are halted (virtual
+ * machines). */
+static void pin_elsewhere(probe_words *w) {
+    if (w->cpu < 0) return;
+    cpu_set_t set = w->mask;
+    CPU_CLR(w->cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
 
 static void *probe_echo(void *arg) {
     probe_words *w = arg;
+    pin_elsewhere(w);
     for (uint32_t i = 1; i <= PROBE_ROUNDS + 2; i++) {
         while (atomic_load(&w->ping) < i) syscall(SYS_futex, (uint32_t *)&w->ping, FUTEX_WAIT_PRIVATE, i - 1, NULL, NULL, 0);
         atomic_store(&w->pong, i);
@@ -283,10 +296,21 @@ static int cmp64(const void *a, const void *b) {
 }
 
 int64_t sr_probe_wake_ns(void) {
-    probe_words w = {0, 0};
+    probe_words w = {0, 0, sched_getcpu()};
     pthread_t t;
     int64_t rt[PROBE_ROUNDS];
-    if (pthread_create(&t, NULL, probe_echo, &w) != 0) {
+    cpu_set_t saved, here;
+    int pinned = w.cpu >= 0 && sched_getaffinity(0, sizeof saved, &saved) == 0 && CPU_COUNT(&saved) > 1;
+    w.mask = saved;
+    if (pinned) { /* the prober stays where it is for the probe (restored after) */
+        CPU_ZERO(&here);
+        CPU_SET(w.cpu, &here);
+        pinned = sched_setaffinity(0, sizeof here, &here) == 0;
+    }
+    if (!pinned) w.cpu = -1;
+    int started = pthread_create(&t, NULL, probe_echo, &w) == 0;
+    if (!started) {
+        if (pinned) sched_setaffinity(0, sizeof saved, &saved);
         atomic_store_explicit(&g_wake_ns, WAKE_DEFAULT_NS, memory_order_relaxed);
         return WAKE_DEFAULT_NS;
     }
@@ -298,6 +322,7 @@ int64_t sr_probe_wake_ns(void) {
         if (i > 2) rt[i - 3] = now_ns() - t0;
     }
     pthread_join(t, NULL);
+    if (pinned) sched_setaffinity(0, sizeof saved, &saved);
     qsort(rt, PROBE_ROUNDS, sizeof rt[0], cmp64);
     int64_t v = rt[PROBE_ROUNDS / 2] / 2;
     if (v < 1) v = 1;
