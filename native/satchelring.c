@@ -236,24 +236,39 @@ static int64_t budget_for(int64_t wake_ns, int64_t override_ns) {
     return b < SPIN_MIN_NS ? SPIN_MIN_NS : b > SPIN_MAX_NS ? SPIN_MAX_NS : b;
 }
 
+static int64_t current_budget(const sr_spin_state *s, int64_t wake_ns, int64_t override_ns) {
+    int64_t base = budget_for(wake_ns, override_ns);
+    return override_ns >= 0 || s->budget_ns < base ? base : s->budget_ns;
+}
+
 int64_t sr_spin_plan(sr_spin_state *s, int64_t wake_ns, int64_t override_ns) {
     if (override_ns == 0) return 0;
     if (s->skip) { /* backing off after failed spins: sleep at once, for a bounded number of waits */
         s->skip--;
         return 0;
     }
-    return budget_for(wake_ns, override_ns);
+    return current_budget(s, wake_ns, override_ns);
 }
 
 void sr_spin_learn(sr_spin_state *s, int64_t wake_ns, int64_t override_ns, int spun, int spin_ended_it,
                    int64_t waited_ns) {
+    int64_t base = budget_for(wake_ns, override_ns), cur = current_budget(s, wake_ns, override_ns);
+    int adaptive = override_ns < 0;
     if (spun && spin_ended_it) {
         s->backoff = 0; /* the peer answers within the budget: keep spinning */
         s->skip = 0;
+        /* follow the peer's turnaround: twice the typical wait a spin ended, never below the base */
+        s->typical_ns = s->typical_ns ? s->typical_ns + (waited_ns - s->typical_ns) / 8 : waited_ns;
+        int64_t target = 2 * s->typical_ns < base ? base : 2 * s->typical_ns;
+        if (adaptive) s->budget_ns = cur + (target - cur) / 8;
+    } else if (spun && adaptive && waited_ns < 4 * cur && cur < SPIN_MAX_NS) {
+        /* the peer answered soon after the spin gave up (a real wake-up costs more than the probe's):
+         * the budget was too short, not the peer too slow */
+        s->budget_ns = 2 * cur > SPIN_MAX_NS ? SPIN_MAX_NS : 2 * cur;
     } else if (spun) { /* wasted: skip the next 1, 2, 4 ... SR_SPIN_MAX_SKIP waits, then try again */
         s->backoff = s->backoff ? (s->backoff * 2 > SR_SPIN_MAX_SKIP ? SR_SPIN_MAX_SKIP : s->backoff * 2) : 1;
         s->skip = s->backoff;
-    } else if (waited_ns - wake_ns <= budget_for(wake_ns, override_ns)) {
+    } else if (waited_ns - wake_ns <= cur) {
         /* a sleep that, less its wake-up, was short: a spin would have ended it, so try again now */
         s->backoff = 0;
         s->skip = 0;

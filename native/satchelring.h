@@ -135,12 +135,16 @@ int64_t sr_spin_budget_ns(void);
 
 /* The adaptive spin's state machine (one per handle and direction; exposed so it can be tested alone).
  * Before a wait, sr_spin_plan gives its budget (0: sleep at once); after it, sr_spin_learn says what
- * happened. A spin that did not end its wait makes the next 1, 2, 4 ... waits skip spinning, never more
- * than SR_SPIN_MAX_SKIP in a row, so spinning is always tried again; one that did resets that. */
+ * happened. The budget starts at twice the wake-up latency; it doubles (up to 1 ms) when the peer
+ * answered within 4 budgets of the wait's start, and follows twice the typical wait a spin ended. A spin
+ * that did not end its wait otherwise makes the next 1, 2, 4 ... waits skip spinning, never more than
+ * SR_SPIN_MAX_SKIP in a row, so spinning is always tried again; one that did resets that. */
 #define SR_SPIN_MAX_SKIP 64u
 typedef struct sr_spin_state {
-    uint32_t backoff; /* how many waits the next failed spin makes skip (0: none failed lately) */
-    uint32_t skip;    /* waits left that sleep at once */
+    uint32_t backoff;   /* how many waits the next failed spin makes skip (0: none failed lately) */
+    uint32_t skip;      /* waits left that sleep at once */
+    int64_t budget_ns;  /* the learnt budget (0: not yet; never below twice the wake-up latency) */
+    int64_t typical_ns; /* average length of the waits a spin ended */
 } sr_spin_state;
 int64_t sr_spin_plan(sr_spin_state *s, int64_t wake_ns, int64_t override_ns);
 void sr_spin_learn(sr_spin_state *s, int64_t wake_ns, int64_t override_ns, int spun, int spin_ended_it,

@@ -184,7 +184,12 @@ class RingStats(ctypes.Structure):
 class SpinState(ctypes.Structure):
     """sr_spin_state: the adaptive spin's state machine (one per ring handle and direction)."""
 
-    _fields_ = [("backoff", ctypes.c_uint32), ("skip", ctypes.c_uint32)]
+    _fields_ = [
+        ("backoff", ctypes.c_uint32),
+        ("skip", ctypes.c_uint32),
+        ("budget_ns", ctypes.c_int64),
+        ("typical_ns", ctypes.c_int64),
+    ]
 
 
 class Part(ctypes.Structure):

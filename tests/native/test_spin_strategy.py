@@ -104,3 +104,18 @@ def test_wake_up_latency_is_measured(lib) -> None:
         assert (lib.sr_get_spin_ns(), lib.sr_spin_budget_ns()) == (25 * US, 25 * US)
     finally:
         lib.sr_set_spin_ns(saved)
+
+
+def test_a_peer_answering_just_after_the_spin_gave_up_grows_the_budget(lib) -> None:
+    """Where a real wake-up costs more than the probe measured, the peer's 120 us turnaround outlasts the
+    first budget (2 x 25 us) by less than 4 budgets: the budget doubles until a spin ends the wait, then
+    stays about twice the turnaround (the rule of a fixed budget left such a machine sleeping for good)."""
+    s = Strategy(lib, wake_ns=25 * US)
+    assert s.plan() == 50 * US
+    spun = [s.wait(120 * US, spin_ends_it=True) for _ in range(200)]
+    assert all(spun), "no wait skipped spinning: the budget grew instead of backing off"
+    assert 120 * US < s.plan() <= 1000 * US
+    assert s.state.budget_ns >= 200 * US, "it follows twice the typical wait"
+    # a peer that turns slow (5 ms): far beyond 4 budgets, so spinning backs off rather than growing
+    s.wait(5_000 * US, spin_ends_it=False)
+    assert s.state.skip == 1 and s.state.budget_ns <= 1000 * US
