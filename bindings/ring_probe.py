@@ -45,6 +45,7 @@ def describe_tuning(tuning: dict) -> str:
         if tuning["override_us"] is not None
         else ""
     )
+    fixed = fixed or " to start with (each ring learns its own)"
     return f"wake-up latency {tuning['wake_us']:.1f} µs, spin budget {tuning['budget_us']:.1f} µs{fixed}"
 
 
