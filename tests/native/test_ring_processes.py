@@ -6,6 +6,8 @@ Each test checks /dev/shm before and after: whatever happens, no segment of ours
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -249,3 +251,31 @@ def test_doctor_runs_a_ring_self_test() -> None:
     assert any(line.startswith("  this end     waits ") for line in lines)
     assert any(line.startswith("  echo peer    waits ") for line in lines)
     assert segments_of(os.getpid()) == []
+
+
+def test_under_a_cpu_hog_on_every_core_the_ring_answers_without_spinning() -> None:
+    """No CPU free: neither end spins (a spinner would keep the peer from the CPU it needs), and every
+    round trip is still answered, by futex sleeps and wakes."""
+    from satchel.bindings import ring_probe
+
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(len(os.sched_getaffinity(0)))
+    ]
+    try:
+
+        def all_running() -> bool:
+            for hog in hogs:
+                with open(f"/proc/{hog.pid}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] != "R":
+                        return False
+            return True
+
+        wait_until(all_running, 30, "the CPU hogs to run")
+        probe = ring_probe.round_trips(200)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert probe["caller"]["spins"] == 0 and probe["peer"]["spins"] == 0, probe
+    assert probe["caller"]["waits"] > 0 and probe["caller"]["sleeps"] > 0
