@@ -4,7 +4,9 @@
 
 Sections (all by default):
   calls      small typed call `add(a, b)` over the shm ring and the pipe transport, against a bare
-             multiprocessing.Pipe 64 B echo and a bare grpcio unary echo on loopback (p50, p99);
+             multiprocessing.Pipe 64 B echo and a bare grpcio unary echo on loopback (p50, p99), with
+             the caller's ring counters (waits, spins, sleeps, wakes), the wake-up latency measured and
+             the spin budget derived from it, and a raw ring round trip (satchel.bindings.ring_probe);
   payloads   1 / 10 / 100 MB bytes and float64 arrays echoed, and a 1M x 10 Arrow table, in GB/s,
              against a memoryview copy of the same size in this process;
   pool       4 threads calling a pool of 2 workers, calls/s, against 4 threads on 1 worker;
@@ -42,6 +44,7 @@ import satchel  # noqa: E402
 from benchmarks import data_functions, functions  # noqa: E402
 from benchmarks.baselines import percentiles, pipe_echo  # noqa: E402
 from benchmarks.sections import chosen_sections  # noqa: E402
+from satchel.bindings import ring_probe  # noqa: E402
 from tests.functions import textutil  # noqa: E402
 
 console = Console(stderr=True)
@@ -106,27 +109,42 @@ def memcopy_gbps(nbytes: int, repeats: int) -> float:
 
 
 def calls_section(refs: dict, args) -> list[Row]:
-    ring = [timed_calls(refs["add"], args.calls, "shm") for _ in range(args.repeats)]
-    pipe = [timed_calls(refs["add"], args.calls, "pipe") for _ in range(args.repeats)]
+    ring_runs = [timed_calls(refs["add"], args.calls, "shm") for _ in range(args.repeats)]
+    ring = [samples for samples, _ in ring_runs]
+    pipe = [timed_calls(refs["add"], args.calls, "pipe")[0] for _ in range(args.repeats)]
     bare = [pipe_echo(args.calls) for _ in range(args.repeats)]
     grpc_runs = [grpc_echo(max(2000, args.calls // 5)) for _ in range(args.repeats)]
+    probe = ring_probe.round_trips(max(2000, args.calls // 5))
     base = f"mp.Pipe 64 B echo: {us(median_pcts(bare))}; grpcio unary echo: {us(median_pcts(grpc_runs))}"
+    counters = "; ".join(ring_probe.describe_stats(stats) for _, stats in ring_runs)
+    tuning = ring_probe.describe_tuning(ring_probe.wait_tuning())
     return [
         ("small call add(a, b), shm ring", us(median_pcts(ring)), base),
+        (f"  caller's ring, per run of {args.calls} calls", counters, tuning),
         ("small call add(a, b), pipe transport", us(median_pcts(pipe)), "(same baselines)"),
+        (
+            "raw ring 64 B round trip (ring_probe)",
+            us((probe["p50_us"] / 1e6, probe["p99_us"] / 1e6)),
+            f"caller: {ring_probe.describe_stats(probe['caller'])}; "
+            f"echo peer: {ring_probe.describe_stats(probe['peer'])}",
+        ),
     ]
 
 
-def timed_calls(ref, calls: int, transport: str) -> list[float]:
+def timed_calls(ref, calls: int, transport: str) -> tuple[list[float], dict | None]:
+    """Per-call times; and for shm, what the caller's ring did meanwhile (its counters' difference)."""
     with satchel.load(ref, transport=transport) as fn:
         for _ in range(500):
             fn(1.0, 2.0)
+        ring = getattr(fn._pool.slots[0].process.transport, "ring", None)  # the one worker's transport
+        before = ring.stats() if ring is not None else None
         samples = []
         for i in range(calls):
             t0 = time.perf_counter()
             fn(1.0, float(i))
             samples.append(time.perf_counter() - t0)
-    return samples
+        stats = ring_probe.diff(ring.stats(), before) if ring is not None else None
+    return samples, stats
 
 
 def _round_trip_gbps(fn, value, nbytes: int, repeats: int) -> float:

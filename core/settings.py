@@ -59,7 +59,7 @@ SETTINGS: dict[str, Setting] = {
         ),
         Setting("SATCHEL_RING_LIBRARY", "path", "(built)", "a shared-memory ring library built by hand"),
         Setting(
-            "SATCHEL_RING_SPIN_US", "int", "50", "microseconds a ring wait spins before it sleeps (read by C)"
+            "SATCHEL_RING_SPIN_US", "int", "adaptive", "a fixed spin budget of ring waits, µs (read by C)"
         ),
         Setting("SATCHEL_TRACE_EXPORTER", "name", "none", "span exporter of gateways and workers"),
         Setting("SATCHEL_TRACE_FILE", "path", "", "the file the jsonl exporter appends spans to"),

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -117,8 +118,7 @@ struct sr_ring {
     uint64_t rx_tail, rx_head_seen, rx_published;
     int rx_active;
     uint64_t rx_len, rx_done;
-    /* adaptive spinning: one bit per recent wait (1 = it ended within the spin budget) */
-    uint32_t hist[2];
+    sr_spin_state spin[2]; /* adaptive spinning, per direction (W_DATA, W_SPACE) */
     struct {
         _Atomic uint64_t waits, spins, spin_successes, sleeps, wakes;
     } stats; /* relaxed counters: a sender and a receiver thread may both count */
@@ -195,16 +195,22 @@ static void copy_out(uint8_t *dst, const uint8_t *data, uint64_t cap, uint64_t p
 /* ---------------------------------------------------------------------------------------------- */
 /* process-wide tuning: the spin budget and whether a CPU is free                                  */
 
-static _Atomic int64_t g_spin_ns = -1; /* -1: not read from the environment yet */
+static _Atomic int64_t g_spin_ns = -1; /* the override: -1 not read yet, -2 none (adaptive), >= 0 */
+static _Atomic int64_t g_wake_ns;      /* the wake-up latency estimate, 0: not measured yet */
 static _Atomic long g_ncpu;
 static _Atomic int g_loadavg_fd = -2;
 static _Atomic int64_t g_running_at;
 static _Atomic long g_running;
 
-static int64_t spin_budget(void) {
+#define SPIN_MIN_NS INT64_C(10000)   /* an adaptive budget is at least 10 us ... */
+#define SPIN_MAX_NS INT64_C(1000000) /* ... and at most 1 ms */
+#define WAKE_DEFAULT_NS INT64_C(50000) /* if the wake-up latency cannot be measured */
+
+/* SATCHEL_RING_SPIN_US (or sr_set_spin_ns): a fixed budget; -1 when the budget adapts. */
+static int64_t spin_override(void) {
     int64_t v = atomic_load_explicit(&g_spin_ns, memory_order_relaxed);
-    if (v >= 0) return v;
-    v = 50000; /* 50 us */
+    if (v != -1) return v == -2 ? -1 : v;
+    v = -2;
     const char *env = getenv("SATCHEL_RING_SPIN_US");
     if (env && *env) {
         char *end;
@@ -212,19 +218,150 @@ static int64_t spin_budget(void) {
         if (*end == '\0' && us >= 0 && us <= 10000000) v = (int64_t)us * 1000;
     }
     atomic_store_explicit(&g_spin_ns, v, memory_order_relaxed);
-    return v;
+    return v == -2 ? -1 : v;
 }
 
 void sr_set_spin_ns(int64_t spin_ns) {
-    if (spin_ns >= 0) atomic_store_explicit(&g_spin_ns, spin_ns, memory_order_relaxed);
+    atomic_store_explicit(&g_spin_ns, spin_ns >= 0 ? spin_ns : -2, memory_order_relaxed);
 }
 
-int64_t sr_get_spin_ns(void) { return spin_budget(); }
+int64_t sr_get_spin_ns(void) { return spin_override(); }
 
+/* The budget that pays for itself: spinning up to about what a sleep costs in latency (a futex wake-up,
+ * twice over: 2-competitive) wins whenever the peer answers within it, and loses at most that much CPU
+ * when it does not. */
+static int64_t budget_for(int64_t wake_ns, int64_t override_ns) {
+    if (override_ns >= 0) return override_ns;
+    int64_t b = 2 * wake_ns;
+    return b < SPIN_MIN_NS ? SPIN_MIN_NS : b > SPIN_MAX_NS ? SPIN_MAX_NS : b;
+}
+
+static int64_t current_budget(const sr_spin_state *s, int64_t wake_ns, int64_t override_ns) {
+    int64_t base = budget_for(wake_ns, override_ns);
+    return override_ns >= 0 || s->budget_ns < base ? base : s->budget_ns;
+}
+
+int64_t sr_spin_plan(sr_spin_state *s, int64_t wake_ns, int64_t override_ns) {
+    if (override_ns == 0) return 0;
+    if (s->skip) { /* backing off after failed spins: sleep at once, for a bounded number of waits */
+        s->skip--;
+        return 0;
+    }
+    return current_budget(s, wake_ns, override_ns);
+}
+
+void sr_spin_learn(sr_spin_state *s, int64_t wake_ns, int64_t override_ns, int spun, int spin_ended_it,
+                   int64_t waited_ns) {
+    int64_t base = budget_for(wake_ns, override_ns), cur = current_budget(s, wake_ns, override_ns);
+    int adaptive = override_ns < 0;
+    if (spun && spin_ended_it) {
+        s->backoff = 0; /* the peer answers within the budget: keep spinning */
+        s->skip = 0;
+        /* follow the peer's turnaround: twice the typical wait a spin ended, never below the base */
+        s->typical_ns = s->typical_ns ? s->typical_ns + (waited_ns - s->typical_ns) / 8 : waited_ns;
+        int64_t target = 2 * s->typical_ns < base ? base : 2 * s->typical_ns;
+        if (adaptive) s->budget_ns = cur + (target - cur) / 8;
+    } else if (spun && adaptive && waited_ns < 4 * cur && cur < SPIN_MAX_NS) {
+        /* the peer answered soon after the spin gave up (a real wake-up costs more than the probe's):
+         * the budget was too short, not the peer too slow */
+        s->budget_ns = 2 * cur > SPIN_MAX_NS ? SPIN_MAX_NS : 2 * cur;
+    } else if (spun) { /* wasted: skip the next 1, 2, 4 ... SR_SPIN_MAX_SKIP waits, then try again */
+        s->backoff = s->backoff ? (s->backoff * 2 > SR_SPIN_MAX_SKIP ? SR_SPIN_MAX_SKIP : s->backoff * 2) : 1;
+        s->skip = s->backoff;
+    } else if (waited_ns - wake_ns <= cur) {
+        /* a sleep that, less its wake-up, was short: a spin would have ended it, so try again now */
+        s->backoff = 0;
+        s->skip = 0;
+    }
+}
+
+/* Wake-up latency: half the median round trip of a futex ping-pong between two threads of this process
+ * (each side sleeps in FUTEX_WAIT until the other wakes it, as a ring's two sides do). */
+#define PROBE_ROUNDS 9
+typedef struct {
+    _Atomic uint32_t ping, pong;
+    int cpu;        /* the CPU the prober runs on (and stays on), -1 if not pinned */
+    cpu_set_t mask; /* the process's CPUs */
+} probe_words;
+
+/* Run the echo on another CPU than the prober: the wake-up a spin would save is the cross-CPU one (two
+ * sides on one CPU never both spin), and it is the slow one where idle CPUs are halted (virtual
+ * machines). */
+static void pin_elsewhere(probe_words *w) {
+    if (w->cpu < 0) return;
+    cpu_set_t set = w->mask;
+    CPU_CLR(w->cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *probe_echo(void *arg) {
+    probe_words *w = arg;
+    pin_elsewhere(w);
+    for (uint32_t i = 1; i <= PROBE_ROUNDS + 2; i++) {
+        while (atomic_load(&w->ping) < i) syscall(SYS_futex, (uint32_t *)&w->ping, FUTEX_WAIT_PRIVATE, i - 1, NULL, NULL, 0);
+        atomic_store(&w->pong, i);
+        syscall(SYS_futex, (uint32_t *)&w->pong, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    return NULL;
+}
+
+static int cmp64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int64_t sr_probe_wake_ns(void) {
+    probe_words w = {0, 0, sched_getcpu()};
+    pthread_t t;
+    int64_t rt[PROBE_ROUNDS];
+    cpu_set_t saved, here;
+    int pinned = w.cpu >= 0 && sched_getaffinity(0, sizeof saved, &saved) == 0 && CPU_COUNT(&saved) > 1;
+    w.mask = saved;
+    if (pinned) { /* the prober stays where it is for the probe (restored after) */
+        CPU_ZERO(&here);
+        CPU_SET(w.cpu, &here);
+        pinned = sched_setaffinity(0, sizeof here, &here) == 0;
+    }
+    if (!pinned) w.cpu = -1;
+    int started = pthread_create(&t, NULL, probe_echo, &w) == 0;
+    if (!started) {
+        if (pinned) sched_setaffinity(0, sizeof saved, &saved);
+        atomic_store_explicit(&g_wake_ns, WAKE_DEFAULT_NS, memory_order_relaxed);
+        return WAKE_DEFAULT_NS;
+    }
+    for (uint32_t i = 1; i <= PROBE_ROUNDS + 2; i++) { /* the first two warm up (thread start, caches) */
+        int64_t t0 = now_ns();
+        atomic_store(&w.ping, i);
+        syscall(SYS_futex, (uint32_t *)&w.ping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        while (atomic_load(&w.pong) < i) syscall(SYS_futex, (uint32_t *)&w.pong, FUTEX_WAIT_PRIVATE, i - 1, NULL, NULL, 0);
+        if (i > 2) rt[i - 3] = now_ns() - t0;
+    }
+    pthread_join(t, NULL);
+    if (pinned) sched_setaffinity(0, sizeof saved, &saved);
+    qsort(rt, PROBE_ROUNDS, sizeof rt[0], cmp64);
+    int64_t v = rt[PROBE_ROUNDS / 2] / 2;
+    if (v < 1) v = 1;
+    atomic_store_explicit(&g_wake_ns, v, memory_order_relaxed);
+    return v;
+}
+
+int64_t sr_wake_ns(void) {
+    int64_t v = atomic_load_explicit(&g_wake_ns, memory_order_relaxed);
+    return v ? v : sr_probe_wake_ns(); /* two threads probing at once: both measure, either result is fine */
+}
+
+int64_t sr_spin_budget_ns(void) {
+    int64_t o = spin_override();
+    return o >= 0 ? o : budget_for(sr_wake_ns(), o);
+}
+
+/* The CPUs this process may run on (its affinity mask, within those online). */
 static long ncpu(void) {
     long n = atomic_load_explicit(&g_ncpu, memory_order_relaxed);
     if (n == 0) {
         n = sysconf(_SC_NPROCESSORS_ONLN);
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < n) n = CPU_COUNT(&set);
         if (n < 1) n = 1;
         atomic_store_explicit(&g_ncpu, n, memory_order_relaxed);
     }
@@ -360,9 +497,9 @@ static inline int closed_state(sr_ring *r) {
     return SR_OK;
 }
 
+/* Whether the machine and the peer make a spin sensible now (the budget's history is sr_spin_plan's). */
 static int spin_worthwhile(sr_ring *r, int what, int64_t now) {
-    if (spin_budget() == 0 || ncpu() < 2) return 0;
-    if (!(r->hist[what] & 0xF)) return 0; /* none of the last four waits ended within the budget */
+    if (ncpu() < 2) return 0;
     if (what == W_DATA && atomic_load_explicit(&r->tx->data_wait, memory_order_relaxed) &&
         atomic_load_explicit(&r->tx->head, memory_order_relaxed) ==
             atomic_load_explicit(&r->tx->tail, memory_order_relaxed)) {
@@ -386,16 +523,20 @@ static int wait_for(sr_ring *r, int what, uint64_t need, int64_t deadline) {
     if (deadline >= 0 && now >= deadline) return SR_TIMEOUT;
     _Atomic uint32_t *seq = what == W_DATA ? &r->rx->data_seq : &r->tx->space_seq;
     _Atomic uint32_t *wait = what == W_DATA ? &r->rx->data_wait : &r->tx->space_wait;
-    int64_t budget = spin_budget();
-    int result = SR_TIMEOUT;
+    int64_t override = spin_override();
+    int64_t wake = override >= 0 ? 0 : sr_wake_ns();
+    int64_t budget = sr_spin_plan(&r->spin[what], wake, override);
+    int result = SR_TIMEOUT, spun = 0, spin_ended_it = 0;
 
     COUNT(r, waits);
-    if (spin_worthwhile(r, what, now)) {
+    if (budget > 0 && spin_worthwhile(r, what, now)) {
         COUNT(r, spins);
+        spun = 1;
         int64_t spin_end = start + budget, next_yield = start + 5000;
         for (unsigned i = 1;; i++) {
             if (available(r, what) >= need) {
                 result = SR_OK;
+                spin_ended_it = 1;
                 COUNT(r, spin_successes);
                 goto done;
             }
@@ -454,10 +595,7 @@ static int wait_for(sr_ring *r, int what, uint64_t need, int64_t deadline) {
         atomic_store_explicit(wait, 0, memory_order_relaxed);
     }
 done:
-    if (result == SR_OK) {
-        int short_wait = now_ns() - start <= (budget > 0 ? budget : 20000);
-        r->hist[what] = (r->hist[what] << 1) | (uint32_t)short_wait;
-    }
+    if (result == SR_OK) sr_spin_learn(&r->spin[what], wake, override, spun, spin_ended_it, now_ns() - start);
     return result;
 }
 
@@ -519,7 +657,6 @@ static sr_ring *new_handle(uint8_t *base, uint64_t map_size, int side, const cha
     r->pidfd = -1;
     atomic_flag_clear(&r->check_lock);
     r->owner = getpid();
-    r->hist[0] = r->hist[1] = 0xF;
     r->tx_head = r->tx_published = atomic_load(&r->tx->head);
     r->tx_tail_seen = atomic_load(&r->tx->tail);
     r->rx_tail = r->rx_published = atomic_load(&r->rx->tail);

@@ -121,9 +121,34 @@ void sr_advise_buffer(void *buf, uint64_t len);
 /* Whether process `pid` is gone (1), alive (0), or unknown (-1); zombies count as gone. */
 int sr_pid_gone(int32_t pid);
 
-/* Tuning and introspection (process-wide). spin_ns < 0 leaves the value unchanged. */
+/* Tuning and introspection (process-wide). The spin budget adapts to the machine (about twice the
+ * wake-up latency, within 10 us .. 1 ms) unless overridden: SATCHEL_RING_SPIN_US, or sr_set_spin_ns
+ * (>= 0: a fixed budget, 0 never spins; < 0: adaptive again). sr_get_spin_ns: the override, -1 if none. */
 void sr_set_spin_ns(int64_t spin_ns);
 int64_t sr_get_spin_ns(void);
+/* The wake-up latency estimate (ns): measured once per process, on first need, by a futex ping-pong
+ * between two threads; sr_probe_wake_ns measures it again now. */
+int64_t sr_wake_ns(void);
+int64_t sr_probe_wake_ns(void);
+/* The budget a wait would spin for now, if nothing tells it not to (ns). */
+int64_t sr_spin_budget_ns(void);
+
+/* The adaptive spin's state machine (one per handle and direction; exposed so it can be tested alone).
+ * Before a wait, sr_spin_plan gives its budget (0: sleep at once); after it, sr_spin_learn says what
+ * happened. The budget starts at twice the wake-up latency; it doubles (up to 1 ms) when the peer
+ * answered within 4 budgets of the wait's start, and follows twice the typical wait a spin ended. A spin
+ * that did not end its wait otherwise makes the next 1, 2, 4 ... waits skip spinning, never more than
+ * SR_SPIN_MAX_SKIP in a row, so spinning is always tried again; one that did resets that. */
+#define SR_SPIN_MAX_SKIP 64u
+typedef struct sr_spin_state {
+    uint32_t backoff;   /* how many waits the next failed spin makes skip (0: none failed lately) */
+    uint32_t skip;      /* waits left that sleep at once */
+    int64_t budget_ns;  /* the learnt budget (0: not yet; never below twice the wake-up latency) */
+    int64_t typical_ns; /* average length of the waits a spin ended */
+} sr_spin_state;
+int64_t sr_spin_plan(sr_spin_state *s, int64_t wake_ns, int64_t override_ns);
+void sr_spin_learn(sr_spin_state *s, int64_t wake_ns, int64_t override_ns, int spun, int spin_ended_it,
+                   int64_t waited_ns);
 
 #ifdef __cplusplus
 }

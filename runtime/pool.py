@@ -495,7 +495,9 @@ class WorkerPool:
     def worker(self, slot: Slot) -> WorkerProcess:
         """The live worker of `slot` (taken by this caller), starting a new one if it has none."""
         process = slot.process
-        if process is not None and process.alive:
+        # `probably_alive` costs no system call (a waitpid per call did); a worker that died a moment
+        # ago fails its call as WorkerCrashed, as one dying during the call does
+        if process is not None and (process.probably_alive or process.alive):
             return process
         if process is not None:
             process.kill()  # reap what is left of the old one

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib
 import json
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -661,6 +662,8 @@ def doctor(clean: bool) -> None:
     else:
         _out(f"ring library   unavailable: {reason}")
     _out(f"transport      {default_transport()} (default)")
+    if reason is None:
+        _ring_self_test()
     segments = list_segments()
     if not segments:
         _out(f"segments       none in {SHM_DIR}")
@@ -673,6 +676,27 @@ def doctor(clean: bool) -> None:
         _out(f"removed {len(removed)} orphaned segment(s)" + "".join(f"\n  {s.name}" for s in removed))
     elif any(seg.orphaned for seg in segments):
         _out("run `satchel doctor --clean` to remove the orphaned segments")
+
+
+def _ring_self_test(count: int = 2000) -> None:
+    """Round trips with an echo process over a real ring: how waits behave on this machine, and why."""
+    from satchel.bindings import ring_probe
+
+    try:
+        probe = ring_probe.round_trips(count)
+    except Exception as exc:  # noqa: BLE001 - the report says what failed; doctor goes on
+        _out(f"ring self-test failed: {type(exc).__name__}: {exc}")
+        return
+    load = os.getloadavg()[0]
+    _out(
+        f"ring waits     {ring_probe.describe_tuning(probe['tuning'])}; {os.cpu_count()} CPUs, load {load:.2f}"
+    )
+    _out(
+        f"ring self-test {count} round trips of 64 B: p50 {probe['p50_us']:.1f} µs, p99 {probe['p99_us']:.1f} µs"
+    )
+    _out(f"  this end     {ring_probe.describe_stats(probe['caller'])}")
+    if probe["peer"] is not None:
+        _out(f"  echo peer    {ring_probe.describe_stats(probe['peer'])}")
 
 
 def _register_extensions() -> None:

@@ -144,3 +144,30 @@ def test_threads_share_one_worker(refs) -> None:
         for t in threads:
             t.join()
         assert results == {i * 100 + j: float(i + j) for i in range(4) for j in range(50)}
+
+
+def _switches(pid: int) -> dict[int, int]:
+    """Voluntary context switches of each thread of process `pid` (a thread that sleeps and wakes adds one
+    per wake-up)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as fh:
+            for line in fh:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    out[int(tid)] = int(line.split()[1])
+    return out
+
+
+@pytest.mark.parametrize(("transport", "wakers"), [("shm", 1), ("pipe", 0)])
+def test_an_idle_worker_does_not_wake(refs, transport: str, wakers: int) -> None:
+    """Between calls only the ring's liveness check wakes (its reading thread, every 100 ms slice; none
+    over a pipe): no thread of the worker ticks on a timer while no call runs."""
+    with satchel.load(refs["add"], transport=transport) as fn:
+        for i in range(50):  # calls, then an idle spell
+            assert fn(1.0, float(i)) == 1.0 + i
+        before = _switches(fn.worker_pid)
+        time.sleep(1.0)  # a window to observe, not a synchronisation
+        after = _switches(fn.worker_pid)
+        busy = {tid: after[tid] - before[tid] for tid in before if after.get(tid, 0) - before[tid] > 3}
+        assert len(busy) <= wakers, f"threads that woke while idle (thread: wake-ups in 1 s): {busy}"
+        assert fn(2.0, 3.0) == 5.0, "the worker still answers after its idle spell"

@@ -181,6 +181,17 @@ class RingStats(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in ("waits", "spins", "spin_successes", "sleeps", "wakes")]
 
 
+class SpinState(ctypes.Structure):
+    """sr_spin_state: the adaptive spin's state machine (one per ring handle and direction)."""
+
+    _fields_ = [
+        ("backoff", ctypes.c_uint32),
+        ("skip", ctypes.c_uint32),
+        ("budget_ns", ctypes.c_int64),
+        ("typical_ns", ctypes.c_int64),
+    ]
+
+
 class Part(ctypes.Structure):
     _fields_ = [("ptr", ctypes.c_void_p), ("len", ctypes.c_uint64)]
 
@@ -211,6 +222,11 @@ def _declare(lib: ctypes.CDLL) -> None:
         "sr_advise_buffer": (None, [vp, u64]),
         "sr_set_spin_ns": (None, [i64]),
         "sr_get_spin_ns": (i64, []),
+        "sr_wake_ns": (i64, []),
+        "sr_probe_wake_ns": (i64, []),
+        "sr_spin_budget_ns": (i64, []),
+        "sr_spin_plan": (i64, [ctypes.POINTER(SpinState), i64, i64]),
+        "sr_spin_learn": (None, [ctypes.POINTER(SpinState), i64, i64, c_int, c_int, i64]),
     }
     for name, (restype, argtypes) in table.items():
         fn = getattr(lib, name)

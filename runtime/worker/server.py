@@ -4,7 +4,8 @@ Runs with the bundle environment's interpreter (Python 3.9+, standard library + 
 
 Who reads the transport. A caller has at most one call in flight per worker, so between calls the
 main thread reads the next message itself (no thread hop on the call path). While a call runs, a
-helper thread ("satchel-watch") takes over reading once the call has run for WATCH_INTERVAL: it
+helper thread ("satchel-watch") takes over reading once the call has run for WATCH_INTERVAL (it ticks
+only while calls come; an idle worker's helper is parked on an event, so it never wakes): it
 answers CANCEL by raising `Cancelled` in the main thread (PyThreadState_SetAsyncExc: this stops
 Python code at its next bytecode, but not a C call such as time.sleep, which ends first; the
 caller kills a worker that does not answer within its grace period). Any other message it reads
@@ -69,6 +70,8 @@ class Server:
         self._waiting: set[int] = set()  # ids of handed CALLs not yet started
         self._cancelled: set[int] = set()  # of those, the ones a CANCEL came for
         self._main = threading.get_ident()
+        self._parked = False  # the helper waits on `_unpark` (no call started for a whole interval)
+        self._unpark = threading.Event()
 
     # -- main thread --------------------------------------------------------------------------------
 
@@ -105,6 +108,9 @@ class Server:
         else:  # the helper has handed no call over: none can have been cancelled, no lock needed
             self._started = time.monotonic()
             self._running = call_id
+        if self._parked:  # the first call after an idle spell: the helper watches again
+            self._parked = False
+            self._unpark.set()
         try:
             try:
                 kwargs = self.request.decode_call(msg.payload)
@@ -168,14 +174,27 @@ class Server:
     # -- helper thread ------------------------------------------------------------------------------
 
     def _watch(self) -> None:
+        seen = self._started
         while True:
             time.sleep(WATCH_INTERVAL)
+            if self._running is None and self._started == seen:
+                self._park()  # no call for a whole interval: wait for the next one without a timer
+            seen = self._started
             with self._lock:
                 if self._running is None or time.monotonic() - self._started < WATCH_INTERVAL:
                     continue
                 self._watching = True
             if not self._read_while_running():
                 return
+
+    def _park(self) -> None:
+        """Sleep until `_run` starts a call. Either it sees `_parked` set and sets the event, or this sees
+        the call it started (the GIL orders the two threads' steps)."""
+        self._unpark.clear()
+        self._parked = True
+        if self._running is None:
+            self._unpark.wait()
+        self._parked = False
 
     def _read_while_running(self) -> bool:
         """Read for the main thread until it is between calls and has a message; False at the end."""

@@ -6,6 +6,8 @@ Each test checks /dev/shm before and after: whatever happens, no segment of ours
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -219,3 +221,61 @@ def test_close_from_the_worker_side_is_seen_as_closed() -> None:
     assert peer.finish() == 0
     transport.close()
     assert segments_of(os.getpid()) == []
+
+
+def test_ring_probe_reports_both_ends_counters_and_the_wake_up_latency() -> None:
+    from satchel.bindings import ring_probe
+
+    probe = ring_probe.round_trips(300)
+    caller, peer = probe["caller"], probe["peer"]
+    assert set(caller) == set(peer) == set(ring_probe.STAT_NAMES)
+    assert 0 < probe["p50_us"] <= probe["p99_us"]
+    for stats in (caller, peer):
+        assert stats["waits"] >= stats["spins"] >= stats["spin_successes"]
+    assert peer["waits"] > 0, "the echo peer waits for every message"
+    tuning = probe["tuning"]
+    assert tuning["wake_us"] > 0 and 10.0 <= tuning["budget_us"] <= 1000.0 and tuning["override_us"] is None
+    assert segments_of(os.getpid()) == []
+
+
+def test_doctor_runs_a_ring_self_test() -> None:
+    from click.testing import CliRunner
+
+    from satchel.cli import main
+
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(line.startswith("ring waits     wake-up latency ") for line in lines), result.output
+    assert any(line.startswith("ring self-test 2000 round trips of 64 B: p50 ") for line in lines)
+    assert any(line.startswith("  this end     waits ") for line in lines)
+    assert any(line.startswith("  echo peer    waits ") for line in lines)
+    assert segments_of(os.getpid()) == []
+
+
+def test_under_a_cpu_hog_on_every_core_the_ring_answers_without_spinning() -> None:
+    """No CPU free: neither end spins (a spinner would keep the peer from the CPU it needs), and every
+    round trip is still answered, by futex sleeps and wakes."""
+    from satchel.bindings import ring_probe
+
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(len(os.sched_getaffinity(0)))
+    ]
+    try:
+
+        def all_running() -> bool:
+            for hog in hogs:
+                with open(f"/proc/{hog.pid}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] != "R":
+                        return False
+            return True
+
+        wait_until(all_running, 30, "the CPU hogs to run")
+        probe = ring_probe.round_trips(200)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert probe["caller"]["spins"] == 0 and probe["peer"]["spins"] == 0, probe
+    assert probe["caller"]["waits"] > 0 and probe["caller"]["sleeps"] > 0
