@@ -25,6 +25,10 @@ class _FakeWorker:
         self.stopped = False
         self.pid = 1000 + index
 
+    @property
+    def probably_alive(self) -> bool:
+        return self.alive
+
     def ask_to_stop(self) -> None:
         self.alive = False
 
