@@ -152,3 +152,16 @@ def test_a_module_extends_a_bundles_environment(conda_channel, store_url: str, m
     assert read_bundle(ref)[0].doc["environment"]["requested"]["base"] == base_lock.env_id
     with satchel.load(ref) as loaded:
         assert loaded() == {"humanize": "4.9.0", "six": "1.17.0"}
+
+
+def test_the_html_summary_of_a_conda_bundle_lists_channels_and_managers(
+    conda_channel, store_url: str
+) -> None:
+    fn = conda_function(
+        conda_fns.describe, str(conda_channel.path), ["humanize=4.12", "fastavro"], ["six==1.17.0"]
+    )
+    ref = fn.export(name="summarised", store=store_url, progress=False)
+    with satchel.load(ref, workers=0) as loaded:
+        html = loaded._repr_html_()
+    assert "humanize 4.12.1 (conda)" in html and "six 1.17.0 (pip)" in html
+    assert conda_channel.path.as_uri() in html and "conda humanize=4.12" in html
