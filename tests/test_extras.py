@@ -17,6 +17,7 @@ import pytest
 
 from satchel.core.errors import MissingExtra, SatchelError
 from satchel.core.extras import EXTRAS, needs_extra, require
+from tests.venvs import satchel_venv
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,12 +31,7 @@ except ModuleNotFoundError:  # Python 3.10
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin directory of a venv with Satchel (editable, this checkout) and none of its extras."""
     venv = tmp_path_factory.mktemp("bare") / "venv"
-    uv = [sys.executable, "-m", "uv"]
-    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [*uv, "pip", "install", "-q", "--python", str(python), "-e", str(REPO)], check=True, timeout=600
-    )
+    python = satchel_venv(venv)
     for extra, modules in EXTRAS.items():  # the premise of every test here
         probe = subprocess.run([str(python), "-c", f"import {modules[0]}"], capture_output=True)
         assert probe.returncode != 0, f"{modules[0]} (extra {extra}) is installed in the bare venv"

@@ -12,6 +12,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.venvs import satchel_venv
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "notebook"
 
@@ -29,15 +31,7 @@ def kernel(jupyter: Path, name: str, python: Path) -> str:
 @pytest.fixture(scope="module")
 def lean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with Satchel (this checkout) and ipykernel: no scikit-learn, no numpy."""
-    venv = tmp_path_factory.mktemp("lean") / "venv"
-    uv = [sys.executable, "-m", "uv"]
-    subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=300)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [*uv, "pip", "install", "-q", "--python", str(python), "-e", str(REPO), "ipykernel"],
-        check=True,
-        timeout=900,
-    )
+    python = satchel_venv(tmp_path_factory.mktemp("lean") / "venv", "ipykernel")
     probe = subprocess.run([str(python), "-c", "import sklearn"], capture_output=True)
     assert probe.returncode != 0, "the lean venv must not have scikit-learn"
     return python
