@@ -156,11 +156,3 @@ def downloading_fetcher(
         return cache.add_file(resolver.download(package, tmpdir / package.filename), package.sha256)
 
     return fetch
-
-
-def check_resolvable(env: Environment) -> None:
-    """Fail early, before slow work, on a request no resolver takes."""
-    if env.conda and env.base is not None and not env.base.is_conda:
-        raise EnvironmentResolutionError(
-            "conda packages cannot be added to a PyPI environment; extend it with pypi=[...] only"
-        )
