@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,13 @@ def pair(request) -> Iterator[tuple[Ring, Ring]]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "capacity(n): ring capacity for the `pair` fixture")
+
+
+@pytest.fixture
+def sweeping() -> Iterator[None]:
+    """Held by a test that sweeps every orphaned segment on the machine (`clean_segments`, `doctor --clean`)
+    while it has an orphan of its own: under xdist two such tests would each sweep the other's orphan."""
+    from filelock import FileLock
+
+    with FileLock(str(Path(tempfile.gettempdir()) / f"satchel-test-sweeping-{os.getuid()}.lock")):
+        yield

@@ -317,6 +317,7 @@ def test_attach_refuses_what_is_not_a_ring(tmp_path) -> None:
         Ring.create(5000)  # not a power of two
 
 
+@pytest.mark.usefixtures("sweeping")
 def test_clean_segments_removes_only_orphans() -> None:
     # a segment whose creator is dead: created by a process that is SIGKILLed before anyone attaches
     child = Peer("creator_only", {})

@@ -192,6 +192,7 @@ def test_caller_killed_mid_call(request_size: int) -> None:
     assert segments_of(caller.pid) == []
 
 
+@pytest.mark.usefixtures("sweeping")
 def test_caller_killed_before_anyone_attached_leaves_a_segment_for_doctor() -> None:
     from click.testing import CliRunner
 
